@@ -1,0 +1,151 @@
+"""Benchmark of the simulation lab (not a test): time per loss and peak memory.
+
+Part 1 times the paper-scale setup 1 (343,000 pairs, T = 200) for the six IoU-family losses and
+compares each with a bare loop of the library's forward + backward alone, so that the overhead of
+the simulation (box conversion, update, metrics) is visible. Target: < 60 s in total on 2 threads.
+
+Part 2 runs the DIoU authors' setup (1,715,000 pairs) for one loss in a fresh process and prints
+its peak resident memory (ru_maxrss). Budget: 24 GB.
+
+    .venv/bin/python benchmarks/bench_simulation.py
+    .venv/bin/python benchmarks/bench_simulation.py --losses eiou giou --iterations 50 --no-memory
+"""
+
+import argparse
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+from focal_eiou_d2.layers import BOX_LOSSES, box_regression_loss
+from focal_eiou_d2.simulation import IOU_FAMILY, SimulationConfig
+from focal_eiou_d2.simulation.boxes import xywh_to_xyxy
+from focal_eiou_d2.simulation.experiment import run_experiment
+from focal_eiou_d2.simulation.setups import SETUPS, build_pairs
+
+TIME_TARGET_S = 60.0
+MEMORY_BUDGET_GB = 24.0
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--setup", choices=sorted(SETUPS), default="setup1")
+    parser.add_argument("--losses", nargs="+", default=list(IOU_FAMILY))
+    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--bare-iterations",
+        type=int,
+        default=20,
+        help="iterations of the bare library fwd+bwd loop per loss (0: skip the overhead check)",
+    )
+    parser.add_argument("--memory-setup", choices=sorted(SETUPS), default="diou")
+    parser.add_argument("--memory-loss", default="eiou")
+    parser.add_argument(
+        "--memory-iterations",
+        type=int,
+        default=20,
+        help="iterations of the memory run (the peak is reached in the first one)",
+    )
+    parser.add_argument("--no-timing", action="store_true", help="skip part 1")
+    parser.add_argument("--no-memory", action="store_true", help="skip part 2")
+    parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def bare_seconds_per_iteration(name: str, config: SimulationConfig, iterations: int) -> float:
+    """Seconds per iteration of the library's fwd + bwd alone, on a prepared input leaf."""
+    pairs = build_pairs(config.setup, dtype=config.torch_dtype, device=config.device)
+    encode = xywh_to_xyxy if BOX_LOSSES[name].on_boxes else (lambda boxes: boxes)
+    pred = encode(pairs.anchors).requires_grad_(True)
+    target = encode(pairs.targets)
+
+    def step() -> None:
+        loss = box_regression_loss(name, pred, target, reduction="none")
+        torch.autograd.grad(loss.sum(), pred)
+
+    step()  # warm-up
+    start = time.perf_counter()
+    for _ in range(iterations):
+        step()
+    return (time.perf_counter() - start) / iterations
+
+
+def time_losses(args: argparse.Namespace) -> None:
+    """Part 1: the whole simulation per loss, and the bare fwd+bwd for comparison."""
+    total = 0.0
+    print(f"part 1: {args.setup}, T={args.iterations}, {args.dtype}, {args.threads} threads")
+    print(
+        f"{'loss':<12}{'sim (s)':>10}{'per it (ms)':>13}{'bare fwd+bwd (ms)':>19}{'overhead':>10}"
+    )
+    for name in args.losses:
+        config = SimulationConfig(
+            setup=args.setup,
+            losses=(name,),
+            iterations=args.iterations,
+            dtype=args.dtype,
+            device=args.device,
+        )
+        result = run_experiment(config, progress=False)["losses"][name]
+        seconds = result["wall_time_s"]
+        total += seconds
+        per_iteration = seconds / args.iterations
+        row = f"{name:<12}{seconds:>10.1f}{per_iteration * 1e3:>13.1f}"
+        if args.bare_iterations:
+            bare = bare_seconds_per_iteration(name, config, args.bare_iterations)
+            row += f"{bare * 1e3:>19.1f}{per_iteration / bare - 1:>10.0%}"
+        print(row, flush=True)
+    verdict = "meets" if total < TIME_TARGET_S else "misses"
+    print(f"total {total:.1f} s ({verdict} the {TIME_TARGET_S:.0f} s target)")
+
+
+def measure_memory(args: argparse.Namespace) -> None:
+    """Part 2, in this (fresh) process: run one loss on the big setup, print ru_maxrss."""
+    config = SimulationConfig(
+        setup=args.memory_setup,
+        losses=(args.memory_loss,),
+        iterations=args.memory_iterations,
+        dtype=args.dtype,
+        device=args.device,
+    )
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    start = time.perf_counter()
+    results = run_experiment(config, progress=False)
+    elapsed = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    pairs = results["setup"]["num_pairs"]
+    verdict = "within" if peak < MEMORY_BUDGET_GB else "OVER"
+    print(
+        f"part 2: {args.memory_setup} ({pairs:,} pairs), {args.memory_loss}, "
+        f"T={args.memory_iterations}: {elapsed:.1f} s; peak RSS {peak:.2f} GiB "
+        f"(after imports {before:.2f} GiB; {verdict} the {MEMORY_BUDGET_GB:.0f} GB budget)"
+    )
+
+
+def memory_in_child(args: argparse.Namespace) -> None:
+    """Run part 2 in a fresh interpreter so that part 1 does not raise the peak."""
+    command = [sys.executable, __file__, "--memory-child", "--threads", str(args.threads)]
+    command += ["--memory-setup", args.memory_setup, "--memory-loss", args.memory_loss]
+    command += ["--memory-iterations", str(args.memory_iterations), "--dtype", args.dtype]
+    command += ["--device", args.device]
+    subprocess.run(command, check=True)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.memory_child:
+        measure_memory(args)
+        return
+    if not args.no_timing:
+        time_losses(args)
+    if not args.no_memory:
+        memory_in_child(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+"""Focal-EIoU box-regression losses for Detectron2.
+
+``focal_eiou_d2.layers`` holds the pure-PyTorch losses and imports with torch alone. The Detectron2
+parts import Detectron2 only when used: ``from focal_eiou_d2 import add_focal_eiou_config`` loads the
+config keys and registers the components of ``focal_eiou_d2.modeling`` (FocalEIoURetinaNet,
+FocalEIoURPN, FocalEIoUStandardROIHeads, FocalEIoUCascadeROIHeads).
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    if name == "add_focal_eiou_config":
+        importlib.import_module("focal_eiou_d2.modeling")  # registers the Detectron2 components
+        return importlib.import_module("focal_eiou_d2.config").add_focal_eiou_config
+    raise AttributeError(f"module 'focal_eiou_d2' has no attribute {name!r}")

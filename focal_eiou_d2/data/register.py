@@ -1,0 +1,72 @@
+"""Registers the synthetic shapes dataset with Detectron2's catalogs.
+
+Registration writes nothing: the loader generates the dataset the first time it is called
+(``DatasetCatalog.get(name)``, or building a data loader), then reads it with ``load_coco_json``.
+"""
+
+import functools
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.datasets import load_coco_json
+
+from .shapes import CLASS_COLORS, CLASS_NAMES
+from .writer import DEFAULT_SPEC, SPLITS, dataset_dir, generate_shapes, split_paths
+
+DEFAULT_NAMES = ("shapes_train", "shapes_val")
+
+
+def load_shapes(name, directory, split, spec):
+    """Generates the dataset if needed and loads one split as Detectron2 dicts.
+
+    Args:
+        name (str): registered dataset name; its metadata receives the category mapping.
+        directory (str): dataset directory.
+        split (str): "train" or "val".
+        spec (ShapesSpec): the dataset.
+
+    Returns:
+        list[dict]: Detectron2's standard dataset dicts (boxes in XYWH_ABS, RLE segmentations).
+    """
+    generate_shapes(directory, spec)
+    json_file, image_root = split_paths(directory, split)
+    return load_coco_json(json_file, image_root, dataset_name=name)
+
+
+def register_shapes(names=DEFAULT_NAMES, spec=DEFAULT_SPEC, root=None):
+    """Registers the train and val splits of a shapes dataset; calling it again re-registers.
+
+    Each name gets ``evaluator_type="coco"``, ``thing_classes``, ``thing_colors``,
+    ``thing_dataset_id_to_contiguous_id``, ``json_file`` and ``image_root`` metadata. ``json_file``
+    exists only once the dataset has been requested, so load it (``DatasetCatalog.get``) before
+    building a ``COCOEvaluator`` for it (``DefaultTrainer.test`` builds the loader first).
+
+    Args:
+        names (tuple[str, str]): dataset names of the train and val splits.
+        spec (ShapesSpec): sizes and seed.
+        root (str or None): parent of the dataset directory; ``default_root()`` if None.
+
+    Example::
+
+        register_shapes(("tiny_train", "tiny_val"), ShapesSpec(8, 4, image_size=128), root=tmp)
+    """
+    directory = dataset_dir(spec, root)
+    for name, split in zip(names, SPLITS, strict=True):
+        register_split(name, directory, split, spec)
+
+
+def register_split(name, directory, split, spec):
+    """Registers one split under ``name``, replacing an earlier registration of that name."""
+    if name in DatasetCatalog.list():
+        DatasetCatalog.remove(name)
+    if name in MetadataCatalog.list():
+        MetadataCatalog.remove(name)
+    DatasetCatalog.register(name, functools.partial(load_shapes, name, directory, split, spec))
+    json_file, image_root = split_paths(directory, split)
+    MetadataCatalog.get(name).set(
+        json_file=json_file,
+        image_root=image_root,
+        evaluator_type="coco",
+        thing_classes=list(CLASS_NAMES),
+        thing_colors=[list(colour) for colour in CLASS_COLORS],
+        thing_dataset_id_to_contiguous_id={i + 1: i for i in range(len(CLASS_NAMES))},
+    )

@@ -1,0 +1,26 @@
+"""Pure-PyTorch box-regression losses: the IoU family, EIoU, FocalL1 and Focal-EIoU."""
+
+from .box_geometry import BoxPairGeometry, box_pair_geometry
+from .focal_eiou import focal_eiou_loss, focal_eiou_star_loss, focal_eiou_v1_loss
+from .focal_l1 import focal_l1_loss
+from .iou_losses import ciou_loss, diou_loss, eiou_loss, giou_loss, iou_loss
+from .registry import BOX_LOSSES, BoxLossSpec, box_regression_loss
+from .smooth_l1 import smooth_l1_loss
+
+__all__ = [
+    "BOX_LOSSES",
+    "BoxLossSpec",
+    "BoxPairGeometry",
+    "box_pair_geometry",
+    "box_regression_loss",
+    "ciou_loss",
+    "diou_loss",
+    "eiou_loss",
+    "focal_eiou_loss",
+    "focal_eiou_star_loss",
+    "focal_eiou_v1_loss",
+    "focal_l1_loss",
+    "giou_loss",
+    "iou_loss",
+    "smooth_l1_loss",
+]

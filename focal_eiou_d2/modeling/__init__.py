@@ -1,0 +1,16 @@
+"""Detectron2 components using focal_eiou_d2's losses; importing registers them."""
+
+from .box_loss import BoxRegressionLoss
+from .fast_rcnn import FocalEIoUFastRCNNOutputLayers
+from .retinanet import FocalEIoURetinaNet
+from .roi_heads import FocalEIoUCascadeROIHeads, FocalEIoUStandardROIHeads
+from .rpn import FocalEIoURPN
+
+__all__ = [
+    "BoxRegressionLoss",
+    "FocalEIoUCascadeROIHeads",
+    "FocalEIoUFastRCNNOutputLayers",
+    "FocalEIoURPN",
+    "FocalEIoURetinaNet",
+    "FocalEIoUStandardROIHeads",
+]

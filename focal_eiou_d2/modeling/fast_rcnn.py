@@ -1,0 +1,60 @@
+"""R-CNN box predictor whose box-regression loss is any loss of focal_eiou_d2.layers."""
+
+from detectron2.config import configurable
+from detectron2.layers import nonzero_tuple
+from detectron2.modeling.roi_heads import FastRCNNOutputLayers
+
+from focal_eiou_d2.config import check_loss_weight
+
+from .box_loss import BoxRegressionLoss
+
+
+class FocalEIoUFastRCNNOutputLayers(FastRCNNOutputLayers):
+    """``FastRCNNOutputLayers`` with the box loss of ``MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_TYPE``.
+
+    The loss is normalized as in Detectron2, by the number of sampled regions; Focal-EIoU's Eq. 11
+    normalization rescales its weights IoU^gamma to mean 1 over the foreground regions of the
+    global batch.
+    """
+
+    @configurable
+    def __init__(self, input_shape, *, box_loss, **kwargs):
+        """
+        Args:
+            input_shape (ShapeSpec): shape of the box head's output.
+            box_loss (BoxRegressionLoss): the box-regression loss.
+            kwargs: arguments of Detectron2's ``FastRCNNOutputLayers``.
+        """
+        super().__init__(input_shape, **kwargs)
+        self.box_loss = box_loss
+
+    @classmethod
+    def from_config(cls, cfg, input_shape, box2box_transform=None):
+        ret = super().from_config(cfg, input_shape)
+        if box2box_transform is not None:  # cascade stages pass their own
+            ret["box2box_transform"] = box2box_transform
+        check_loss_weight(cfg, "ROI_BOX_HEAD")
+        ret["box_loss"] = BoxRegressionLoss.from_config(
+            cfg, "ROI_BOX_HEAD", ret["box2box_transform"], ret["smooth_l1_beta"]
+        )
+        return ret
+
+    def box_reg_loss(self, proposal_boxes, gt_boxes, pred_deltas, gt_classes):
+        """Box loss of the foreground regions, divided by the number of regions.
+
+        Args:
+            proposal_boxes, gt_boxes (Tensor[R, 4]): XYXY proposals and their matched targets.
+            pred_deltas (Tensor[R, 4] or Tensor[R, 4 * K]): predicted deltas.
+            gt_classes (Tensor[R]): class of each region; K marks background.
+
+        Returns:
+            Tensor: scalar loss (the loss weight is applied by ``losses``).
+        """
+        fg_inds = nonzero_tuple((gt_classes >= 0) & (gt_classes < self.num_classes))[0]
+        if pred_deltas.shape[1] == 4:  # class-agnostic regression
+            fg_pred_deltas = pred_deltas[fg_inds]
+        else:
+            fg_pred_deltas = pred_deltas.view(-1, self.num_classes, 4)[fg_inds, gt_classes[fg_inds]]
+        return self.box_loss(
+            proposal_boxes[fg_inds], fg_pred_deltas, gt_boxes[fg_inds], gt_classes.numel()
+        )

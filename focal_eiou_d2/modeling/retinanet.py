@@ -1,0 +1,82 @@
+"""RetinaNet whose box-regression loss is any loss of focal_eiou_d2.layers."""
+
+import torch
+import torch.nn.functional as F
+from detectron2.config import configurable
+from detectron2.layers import cat
+from detectron2.modeling import META_ARCH_REGISTRY, RetinaNet
+from detectron2.structures import Boxes
+from detectron2.utils.events import get_event_storage
+from fvcore.nn import sigmoid_focal_loss_jit
+
+from focal_eiou_d2.config import check_focal_eiou_config, check_loss_weight
+
+from .box_loss import BoxRegressionLoss, global_mean_count
+
+
+@META_ARCH_REGISTRY.register()
+class FocalEIoURetinaNet(RetinaNet):
+    """RetinaNet with the box loss of ``MODEL.RETINANET.BBOX_REG_LOSS_TYPE`` and its weight
+    ``MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT``.
+
+    The classification loss and its normalizer (a moving average of the number of positive
+    anchors) are Detectron2's. With Focal-EIoU and Eq. 11 normalization the box loss is instead
+    ``sum_i W_i * L_EIoU_i / sum_i W_i`` over the positive anchors of the global batch.
+    """
+
+    @configurable
+    def __init__(self, *, box_loss, box_reg_loss_weight=1.0, **kwargs):
+        """
+        Args:
+            box_loss (BoxRegressionLoss): the box-regression loss.
+            box_reg_loss_weight (float): multiplies the box-regression loss.
+            kwargs: arguments of Detectron2's ``RetinaNet``.
+        """
+        super().__init__(**kwargs)
+        self.box_loss = box_loss
+        self.box_reg_loss_weight = box_reg_loss_weight
+
+    @classmethod
+    def from_config(cls, cfg):
+        check_focal_eiou_config(cfg)  # before the backbone is built from a config lacking our keys
+        ret = super().from_config(cfg)
+        ret["box_loss"] = BoxRegressionLoss.from_config(
+            cfg, "RETINANET", ret["box2box_transform"], ret["smooth_l1_beta"]
+        )
+        ret["box_reg_loss_weight"] = check_loss_weight(cfg, "RETINANET")
+        return ret
+
+    def losses(self, anchors, pred_logits, gt_labels, pred_anchor_deltas, gt_boxes):
+        """Same inputs and outputs as ``RetinaNet.losses``; see the class docstring."""
+        num_images = len(gt_labels)
+        gt_labels = torch.stack(gt_labels)  # (N, R)
+        valid_mask = gt_labels >= 0
+        pos_mask = (gt_labels >= 0) & (gt_labels != self.num_classes)
+        num_pos_anchors = pos_mask.sum().item()
+        get_event_storage().put_scalar("num_pos_anchors", num_pos_anchors / num_images)
+        normalizer = self._ema_update("loss_normalizer", max(num_pos_anchors, 1), 100)
+
+        gt_labels_target = F.one_hot(gt_labels[valid_mask], num_classes=self.num_classes + 1)
+        loss_cls = sigmoid_focal_loss_jit(
+            cat(pred_logits, dim=1)[valid_mask],
+            gt_labels_target[:, :-1].to(pred_logits[0].dtype),  # no loss for background
+            alpha=self.focal_loss_alpha,
+            gamma=self.focal_loss_gamma,
+            reduction="sum",
+        )
+
+        box_normalizer = normalizer
+        if self.box_loss.weights_normalize:
+            box_normalizer = global_mean_count(num_pos_anchors)  # Eq. 11
+        all_anchors = Boxes.cat(anchors).tensor.expand(num_images, -1, -1)
+        loss_box_reg = self.box_loss(
+            all_anchors[pos_mask],
+            cat(pred_anchor_deltas, dim=1)[pos_mask],
+            torch.stack(gt_boxes)[pos_mask],
+            box_normalizer,
+        )
+        return {
+            "loss_cls": loss_cls / normalizer,
+            "loss_box_reg": loss_box_reg * self.box_reg_loss_weight,
+        }
+

@@ -1,0 +1,69 @@
+"""Region proposal network whose box-regression loss is any loss of focal_eiou_d2.layers."""
+
+import torch
+import torch.nn.functional as F
+from detectron2.config import configurable
+from detectron2.layers import cat
+from detectron2.modeling import PROPOSAL_GENERATOR_REGISTRY
+from detectron2.modeling.proposal_generator.rpn import RPN
+from detectron2.structures import Boxes
+from detectron2.utils.events import get_event_storage
+
+from focal_eiou_d2.config import check_loss_weight
+
+from .box_loss import BoxRegressionLoss
+
+
+@PROPOSAL_GENERATOR_REGISTRY.register()
+class FocalEIoURPN(RPN):
+    """RPN with the box loss of ``MODEL.RPN.BBOX_REG_LOSS_TYPE``.
+
+    Losses are normalized as in Detectron2 (by the number of sampled anchors); Focal-EIoU's Eq. 11
+    normalization rescales its weights IoU^gamma to mean 1 over the positive anchors of the global
+    batch.
+    """
+
+    @configurable
+    def __init__(self, *, box_loss, **kwargs):
+        """
+        Args:
+            box_loss (BoxRegressionLoss): the box-regression loss.
+            kwargs: arguments of Detectron2's ``RPN``.
+        """
+        super().__init__(**kwargs)
+        self.box_loss = box_loss
+
+    @classmethod
+    def from_config(cls, cfg, input_shape):
+        ret = super().from_config(cfg, input_shape)
+        check_loss_weight(cfg, "RPN")
+        ret["box_loss"] = BoxRegressionLoss.from_config(
+            cfg, "RPN", ret["box2box_transform"], ret["smooth_l1_beta"]
+        )
+        return ret
+
+    def losses(self, anchors, pred_objectness_logits, gt_labels, pred_anchor_deltas, gt_boxes):
+        """Same inputs and outputs as ``RPN.losses`` (4-D boxes only)."""
+        num_images = len(gt_labels)
+        gt_labels = torch.stack(gt_labels)  # (N, R)
+        pos_mask = gt_labels == 1
+        storage = get_event_storage()
+        storage.put_scalar("rpn/num_pos_anchors", pos_mask.sum().item() / num_images)
+        storage.put_scalar("rpn/num_neg_anchors", (gt_labels == 0).sum().item() / num_images)
+
+        normalizer = self.batch_size_per_image * num_images
+        all_anchors = Boxes.cat(anchors).tensor.expand(num_images, -1, -1)
+        localization_loss = self.box_loss(
+            all_anchors[pos_mask],
+            cat(pred_anchor_deltas, dim=1)[pos_mask],
+            torch.stack(gt_boxes)[pos_mask],
+            normalizer,
+        )
+        valid_mask = gt_labels >= 0
+        objectness_loss = F.binary_cross_entropy_with_logits(
+            cat(pred_objectness_logits, dim=1)[valid_mask],
+            gt_labels[valid_mask].to(torch.float32),
+            reduction="sum",
+        )
+        losses = {"loss_rpn_cls": objectness_loss / normalizer, "loss_rpn_loc": localization_loss}
+        return {k: v * self.loss_weight.get(k, 1.0) for k, v in losses.items()}

@@ -1,0 +1,125 @@
+"""A simulation experiment: one setup, several losses, one results.json."""
+
+import json
+import platform
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from .config import SimulationConfig
+from .engine import regress
+from .losses import SimulationLoss
+from .metrics import QUANTILE_LEVELS, MetricRecorder, quantile_iterations
+from .schedule import StepSchedule
+from .setups import SETUPS, build_pairs
+
+RESULTS_FILE = "results.json"
+SUMMARY_STEPS = (50, 100)
+
+
+def schedule_of(config: SimulationConfig) -> StepSchedule:
+    """The learning-rate schedule a config asks for."""
+    return StepSchedule(config.iterations, config.base_lr, config.milestones, config.lr_decay)
+
+
+def run_experiment(config: SimulationConfig, progress: bool = True) -> dict:
+    """Regress every pair of the setup under every loss of the config.
+
+    Args:
+        config (SimulationConfig): the run's options.
+        progress (bool): show a tqdm bar per loss.
+
+    Returns:
+        dict: {"config", "setup", "environment", "quantile_levels", "losses": {name: result}};
+        each result has "params", "error" (T + 1), "mean_iou" (T + 1), "quantile_iterations",
+        "iou_quantiles" (one list of len(quantile_levels) per stored iteration), "final" and
+        "wall_time_s".
+    """
+    spec = SETUPS[config.setup]
+    pairs = build_pairs(
+        config.setup,
+        config.scale,
+        config.points,
+        config.num_points,
+        config.seed,
+        config.torch_dtype,
+        config.device,
+    )
+    schedule = schedule_of(config)
+    results = {
+        "config": config.to_dict(),
+        "setup": {
+            "description": spec.description,
+            "points": config.points or spec.default_points,
+            "num_pairs": len(pairs),
+        },
+        "environment": _environment(),
+        "quantile_levels": list(QUANTILE_LEVELS),
+        "losses": {},
+    }
+    for name in config.losses:
+        results["losses"][name] = run_loss(name, pairs, config, schedule, progress)
+    return results
+
+
+def run_loss(name, pairs, config: SimulationConfig, schedule: StepSchedule, progress: bool):
+    """Run Algorithm 1 for one loss and return its JSON-serializable result."""
+    loss = SimulationLoss(name, pairs.targets, config.loss_params.get(name))
+    recorder = MetricRecorder(
+        pairs.targets,
+        config.iterations,
+        quantile_iterations(config.iterations, config.quantile_every),
+    )
+    outcome = regress(
+        loss,
+        pairs.anchors,
+        recorder,
+        schedule,
+        update=config.update,
+        min_size=config.min_size,
+        progress=name if progress else None,
+    )
+    return {
+        "params": loss.params,
+        **recorder.to_dict(),
+        "final": recorder.final_stats(outcome.boxes, outcome.iou),
+        "wall_time_s": outcome.wall_time_s,
+    }
+
+
+def save_results(results: dict, output_dir: Path) -> Path:
+    """Write ``results.json`` into ``output_dir`` (created if needed) and return its path."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / RESULTS_FILE
+    path.write_text(json.dumps(results, indent=1))
+    return path
+
+
+def load_results(path: Path) -> dict:
+    """Read a results.json written by :func:`save_results`."""
+    return json.loads(Path(path).read_text())
+
+
+def summary_table(results: dict, steps: Optional[tuple[int, ...]] = SUMMARY_STEPS) -> str:
+    """Markdown table: error at chosen t and at T, final mean IoU, share IoU > 0.9, time."""
+    iterations = results["config"]["iterations"]
+    steps = tuple(t for t in steps if t < iterations)
+    header = ["loss", "E(0)"] + [f"E({t})" for t in steps] + [f"E({iterations})"]
+    header += ["mean IoU", "IoU>0.9", "no overlap", "time (s)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, result in results["losses"].items():
+        error, final = result["error"], result["final"]
+        row = [name] + [f"{error[t]:.4g}" for t in (0,) + steps + (iterations,)]
+        row += [f"{final['mean_iou']:.4f}", f"{final['share_iou_gt_0.9']:.3f}"]
+        row += [f"{final['share_no_overlap_final']:.3f}", f"{result['wall_time_s']:.1f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def _environment() -> dict:
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "num_threads": torch.get_num_threads(),
+    }

@@ -1,0 +1,83 @@
+"""The simulation's view of the loss library: per-pair losses of (x, y, w, h) boxes.
+
+Only the library's public dispatch is used (``box_regression_loss`` and ``BOX_LOSSES``); no
+loss is re-implemented here.
+"""
+
+import inspect
+from typing import Mapping, Optional
+
+import torch
+
+from focal_eiou_d2.layers import BOX_LOSSES, box_regression_loss
+
+from .boxes import xywh_to_xyxy
+
+
+def effective_params(name: str, overrides: Optional[Mapping[str, object]] = None) -> dict:
+    """The hyper-parameters a loss will run with: the library's defaults updated by overrides.
+
+    Args:
+        name (str): a key of ``BOX_LOSSES``.
+        overrides (Mapping | None): values to pass to the library.
+
+    Returns:
+        dict: every parameter of ``BOX_LOSSES[name].params`` that has a default or an override.
+
+    Raises:
+        ValueError: for an unknown loss or a parameter the loss does not accept.
+    """
+    spec = _spec(name)
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(spec.params))
+    if unknown:
+        raise ValueError(f"Loss {name!r} accepts {spec.params}, not {unknown}")
+    signature = inspect.signature(spec.fn).parameters
+    defaults = {
+        key: signature[key].default
+        for key in spec.params
+        if key in signature and signature[key].default is not inspect.Parameter.empty
+    }
+    return {**defaults, **overrides}
+
+
+class SimulationLoss:
+    """A library loss as a function of (x, y, w, h) boxes against fixed targets.
+
+    IoU-family losses (``on_boxes``) get XYXY corners; coordinate losses (smooth_l1, focal_l1)
+    get (x, y, w, h) directly and the library sums them over the four coordinates.
+
+    Args:
+        name (str): a key of ``BOX_LOSSES``.
+        targets (Tensor[N, 4]): target boxes (x, y, w, h).
+        overrides (Mapping | None): hyper-parameters passed to the library.
+    """
+
+    def __init__(
+        self, name: str, targets: torch.Tensor, overrides: Optional[Mapping] = None
+    ) -> None:
+        self.name = name
+        self.on_boxes = _spec(name).on_boxes
+        self.params = effective_params(name, overrides)
+        self._overrides = dict(overrides or {})
+        self._targets = xywh_to_xyxy(targets) if self.on_boxes else targets
+
+    def __call__(self, boxes: torch.Tensor) -> torch.Tensor:
+        """Per-pair loss.
+
+        Args:
+            boxes (Tensor[N, 4]): current boxes (x, y, w, h), possibly requiring grad.
+
+        Returns:
+            Tensor[N]: the loss of each pair.
+        """
+        pred = xywh_to_xyxy(boxes) if self.on_boxes else boxes
+        return box_regression_loss(
+            self.name, pred, self._targets, reduction="none", **self._overrides
+        )
+
+
+def _spec(name: str):
+    if name not in BOX_LOSSES:
+        raise ValueError(f"Unknown loss {name!r}; available: {sorted(BOX_LOSSES)}")
+    return BOX_LOSSES[name]

@@ -1,0 +1,105 @@
+import dataclasses
+
+import pytest
+import torch
+
+from focal_eiou_d2.layers import (
+    BOX_LOSSES,
+    BoxLossSpec,
+    box_regression_loss,
+    eiou_loss,
+    focal_eiou_loss,
+    focal_l1_loss,
+    giou_loss,
+)
+
+BOX_NAMES = [
+    "iou",
+    "giou",
+    "diou",
+    "ciou",
+    "eiou",
+    "focal_eiou",
+    "focal_eiou_v1",
+    "focal_eiou_star",
+]
+COORDINATE_NAMES = ["smooth_l1", "focal_l1"]
+
+PRED = torch.tensor([[[0.0, 0.0, 2.0, 4.0], [1.0, 1.0, 3.0, 5.0]]], dtype=torch.float64)
+TARGET = torch.tensor([[[0.0, 0.0, 4.0, 4.0], [1.5, 0.5, 3.0, 4.0]]], dtype=torch.float64)
+
+
+def test_names_and_kinds():
+    assert list(BOX_LOSSES) == BOX_NAMES + COORDINATE_NAMES
+    assert all(BOX_LOSSES[name].on_boxes for name in BOX_NAMES)
+    assert not any(BOX_LOSSES[name].on_boxes for name in COORDINATE_NAMES)
+    assert BOX_LOSSES["focal_eiou"].params == ("gamma", "eps", "detach_weight")
+    assert BOX_LOSSES["focal_l1"].params == ("beta",)
+    assert [n for n, spec in BOX_LOSSES.items() if "weighted" in spec.reductions] == ["focal_eiou"]
+
+
+def test_registry_is_read_only():
+    with pytest.raises(TypeError):
+        BOX_LOSSES["mine"] = BOX_LOSSES["iou"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        BOX_LOSSES["iou"].on_boxes = False
+    assert isinstance(BOX_LOSSES["iou"], BoxLossSpec)
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(ValueError) as error:
+        box_regression_loss("mse", PRED, TARGET)
+    assert all(name in str(error.value) for name in BOX_LOSSES)
+
+
+def test_unknown_parameter_is_named():
+    with pytest.raises(TypeError, match="gamma"):
+        box_regression_loss("giou", PRED, TARGET, gamma=0.5)
+    with pytest.raises(TypeError, match="detach_weight"):
+        box_regression_loss("focal_eiou_star", PRED, TARGET, detach_weight=False)
+
+
+@pytest.mark.parametrize("name", [name for name in BOX_LOSSES if name != "focal_eiou"])
+def test_weighted_reduction_only_for_focal_eiou(name):
+    with pytest.raises(ValueError, match="weighted"):
+        box_regression_loss(name, PRED, TARGET, reduction="weighted")
+
+
+def test_direct_calls_reject_weighted_and_unknown_reductions():
+    with pytest.raises(ValueError, match="focal_eiou"):
+        eiou_loss(PRED, TARGET, reduction="weighted")
+    with pytest.raises(ValueError, match="'none', 'sum', 'mean'"):
+        focal_eiou_loss(PRED, TARGET, reduction="avg")
+
+
+def test_last_dim_must_be_four():
+    with pytest.raises(ValueError, match=r"\(\.\.\., 4\)"):
+        box_regression_loss("smooth_l1", PRED[..., :3], TARGET[..., :3])
+    with pytest.raises(ValueError, match=r"\(\.\.\., 4\)"):
+        giou_loss(PRED[..., :3], TARGET[..., :3])
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_dispatch_matches_direct_calls(reduction):
+    torch.testing.assert_close(
+        box_regression_loss("focal_eiou", PRED, TARGET, reduction, gamma=1.0, eps=1e-9),
+        focal_eiou_loss(PRED, TARGET, gamma=1.0, eps=1e-9, reduction=reduction),
+    )
+    torch.testing.assert_close(
+        box_regression_loss("focal_eiou", PRED, TARGET, "weighted"),
+        focal_eiou_loss(PRED, TARGET, reduction="weighted"),
+    )
+
+
+@pytest.mark.parametrize("name", BOX_NAMES + COORDINATE_NAMES)
+def test_shapes(name):
+    assert box_regression_loss(name, PRED, TARGET).shape == (1, 2)
+    assert box_regression_loss(name, PRED, TARGET, "mean").shape == ()
+
+
+def test_coordinate_losses_sum_over_last_dim():
+    summed = box_regression_loss("focal_l1", PRED, TARGET, beta=0.5)
+    torch.testing.assert_close(summed, focal_l1_loss(PRED, TARGET, beta=0.5).sum(dim=-1))
+    mean = box_regression_loss("smooth_l1", PRED, TARGET, reduction="mean")
+    # beta = 0 (default) is L1: mean over pairs of the per-pair sum of |pred - target|.
+    torch.testing.assert_close(mean, (PRED - TARGET).abs().sum(dim=-1).mean())

@@ -1,0 +1,55 @@
+"""Every loss type trains every architecture: finite losses and gradients, empty images included."""
+
+import pytest
+import torch
+from tiny_models import ARCHITECTURES, build_tiny_model, make_inputs
+
+from focal_eiou_d2.layers import BOX_LOSSES
+
+BOX_LOSS_KEYS = {"loss_box_reg", "loss_rpn_loc"}
+
+
+def box_loss_values(losses):
+    return [value for key, value in losses.items() if key.startswith(tuple(BOX_LOSS_KEYS))]
+
+
+@pytest.mark.parametrize("loss_type", sorted(BOX_LOSSES))
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_training_step_is_finite(architecture, loss_type, event_storage):
+    model = build_tiny_model(architecture, loss_type)
+    model.train()
+    losses = model(make_inputs(with_masks=architecture == "mask_rcnn"))
+    assert box_loss_values(losses), f"no box-regression loss among {sorted(losses)}"
+    assert all(value > 0 for value in box_loss_values(losses)), losses
+    for name, value in losses.items():
+        assert torch.isfinite(value), f"{name} = {value}"
+    sum(losses.values()).backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+@pytest.mark.parametrize("loss_type", ["focal_eiou", "smooth_l1", "ciou"])
+def test_images_without_annotations_give_zero_box_loss(architecture, loss_type, event_storage):
+    model = build_tiny_model(architecture, loss_type)
+    model.train()
+    losses = model(make_inputs(boxes_per_image=0, with_masks=architecture == "mask_rcnn"))
+    for value in box_loss_values(losses):
+        assert value.item() == 0.0 and value.requires_grad
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("architecture", ["retinanet", "faster_rcnn"])
+def test_inference_returns_instances(architecture):
+    model = build_tiny_model(architecture, "focal_eiou")
+    model.eval()
+    inputs = [{"image": x["image"], "height": 96, "width": 80} for x in make_inputs()]
+    with torch.no_grad():
+        outputs = model(inputs)
+    assert len(outputs) == 2
+    for output in outputs:
+        instances = output["instances"]
+        assert instances.image_size == (96, 80)
+        assert torch.isfinite(instances.pred_boxes.tensor).all()
+        assert instances.has("scores") and instances.has("pred_classes")

@@ -1,0 +1,89 @@
+"""Tiny CPU Detectron2 models and synthetic inputs for the tests."""
+
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+ARCHITECTURES = ("retinanet", "faster_rcnn", "mask_rcnn", "cascade_rcnn")
+
+
+def tiny_cfg(architecture="retinanet", loss_type="smooth_l1"):
+    """A Detectron2 config of a tiny R-18 FPN model on CPU, no weights, ``loss_type`` everywhere.
+
+    Args:
+        architecture (str): one of ``ARCHITECTURES``.
+        loss_type (str): a name of ``focal_eiou_d2.layers.BOX_LOSSES``.
+    """
+    from detectron2.config import get_cfg
+
+    from focal_eiou_d2 import add_focal_eiou_config
+
+    cfg = get_cfg()
+    add_focal_eiou_config(cfg)
+    base = "Base-RetinaNet.yaml" if architecture == "retinanet" else "Base-RCNN-FPN.yaml"
+    cfg.merge_from_file(str(REPO / "configs" / base))
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.WEIGHTS = ""
+    cfg.MODEL.RESNETS.DEPTH = 18
+    cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
+    cfg.MODEL.RESNETS.NORM = "BN"
+    cfg.MODEL.FPN.OUT_CHANNELS = 32
+    cfg.MODEL.RETINANET.NUM_CONVS = 1
+    cfg.MODEL.RETINANET.NUM_CLASSES = 3
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = 3
+    cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 64
+    cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = 100
+    cfg.MODEL.RPN.POST_NMS_TOPK_TEST = 50
+    cfg.MODEL.ROI_BOX_HEAD.FC_DIM = 64
+    cfg.MODEL.ROI_MASK_HEAD.CONV_DIM = 16
+    cfg.MODEL.ROI_MASK_HEAD.NUM_CONV = 1
+    cfg.MODEL.RETINANET.BBOX_REG_LOSS_TYPE = loss_type
+    cfg.MODEL.RPN.BBOX_REG_LOSS_TYPE = loss_type
+    cfg.MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_TYPE = loss_type
+    cfg.MODEL.MASK_ON = architecture == "mask_rcnn"
+    if architecture == "cascade_rcnn":
+        cfg.MODEL.ROI_HEADS.NAME = "FocalEIoUCascadeROIHeads"
+        cfg.MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG = True
+    cfg.INPUT.MIN_SIZE_TEST = 0  # inputs are used at their own size
+    return cfg
+
+
+def make_inputs(num_images=2, size=128, boxes_per_image=2, seed=0, with_masks=False):
+    """Detectron2 training inputs: random images with random boxes (and full-box masks).
+
+    Args:
+        num_images (int): images in the batch.
+        size (int): image height and width.
+        boxes_per_image (int): boxes of each image; 0 gives images without annotations.
+
+    Returns:
+        list[dict]: dicts with "image" (Tensor[3, size, size], uint8-valued float) and
+        "instances" (Instances with gt_boxes, gt_classes and, if asked, gt_masks).
+    """
+    from detectron2.structures import BitMasks, Boxes, Instances
+
+    generator = torch.Generator().manual_seed(seed)
+    inputs = []
+    for _ in range(num_images):
+        image = torch.randint(0, 256, (3, size, size), generator=generator).float()
+        corner = torch.rand(boxes_per_image, 2, generator=generator) * size * 0.6
+        extent = 12 + torch.rand(boxes_per_image, 2, generator=generator) * size * 0.35
+        boxes = torch.cat([corner, (corner + extent).clamp(max=size - 1)], dim=1)
+        instances = Instances((size, size))
+        instances.gt_boxes = Boxes(boxes)
+        instances.gt_classes = torch.randint(0, 3, (boxes_per_image,), generator=generator)
+        if with_masks:
+            masks = torch.zeros(boxes_per_image, size, size, dtype=torch.bool)
+            for mask, (x1, y1, x2, y2) in zip(masks, boxes.long().tolist()):
+                mask[y1:y2, x1:x2] = True
+            instances.gt_masks = BitMasks(masks)
+        inputs.append({"image": image, "instances": instances, "height": size, "width": size})
+    return inputs
+
+
+def build_tiny_model(architecture="retinanet", loss_type="smooth_l1", seed=0):
+    from detectron2.modeling import build_model
+
+    torch.manual_seed(seed)
+    return build_model(tiny_cfg(architecture, loss_type))
