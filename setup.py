@@ -5,7 +5,7 @@ from setuptools import find_packages, setup
 
 def read_version():
     init = Path(__file__).parent / "focal_eiou_d2" / "__init__.py"
-    line = next(l for l in init.read_text().splitlines() if l.startswith("__version__"))
+    line = next(x for x in init.read_text().splitlines() if x.startswith("__version__"))
     return line.split("=")[1].strip().strip("\"'")
 
 

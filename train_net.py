@@ -3,11 +3,12 @@
 
 Examples:
     # 8 GPUs on one machine
-    python train_net.py --config-file configs/COCO-Detection/retinanet_R_50_FPN_1x_focal_eiou.yaml \\
-        --num-gpus 8
+    python train_net.py --num-gpus 8 \\
+        --config-file configs/COCO-Detection/retinanet_R_50_FPN_1x_focal_eiou.yaml
     # evaluation of a trained model
-    python train_net.py --config-file configs/COCO-Detection/retinanet_R_50_FPN_1x_focal_eiou.yaml \\
-        --eval-only MODEL.WEIGHTS output/model_final.pth
+    python train_net.py --eval-only \\
+        --config-file configs/COCO-Detection/retinanet_R_50_FPN_1x_focal_eiou.yaml \\
+        MODEL.WEIGHTS output/model_final.pth
     # two machines with 8 GPUs each (run on both, --machine-rank 0 and 1)
     python train_net.py --config-file ... --num-gpus 8 --num-machines 2 --machine-rank 0 \\
         --dist-url tcp://<host of rank 0>:29500

@@ -1,9 +1,9 @@
 """Stand-in for Detectron2's compiled extension ``detectron2._C``.
 
-Written by focal_eiou_d2's ``scripts/install_detectron2.py`` when Detectron2 0.6 is installed from its
-Python sources only. Everything implemented in Python works. A compiled operator (deformable
-convolution, rotated boxes, the C++ COCOeval used by ``COCOEvaluator(use_fast_impl=True)``) raises a
-RuntimeError naming the operator when it is called, not when Detectron2 is imported.
+Written by focal_eiou_d2's ``scripts/install_detectron2.py`` when Detectron2 0.6 is installed from
+its Python sources only. Everything implemented in Python works. A compiled operator (deformable
+convolution, rotated boxes, the C++ COCOeval used by ``COCOEvaluator(use_fast_impl=True)``) raises
+a RuntimeError naming the operator when it is called, not when Detectron2 is imported.
 """
 
 FOCAL_EIOU_D2_PURE_PYTHON = True

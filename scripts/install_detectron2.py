@@ -1,4 +1,4 @@
-"""Make ``import detectron2`` work in the running interpreter, without replacing an existing install.
+"""Make ``import detectron2`` work in the running interpreter without replacing an existing one.
 
 Run with the interpreter of the target environment::
 
@@ -7,8 +7,8 @@ Run with the interpreter of the target environment::
 - If Detectron2 >= 0.6 already imports (for example a user's official CUDA build), nothing changes.
 - Otherwise the registry's source distribution ``pb1-detectron2==0.6`` (the official v0.6 Python
   sources without ``layers/csrc``) is downloaded, given a pure-Python ``setup.py`` under the
-  distribution name ``detectron2`` and a ``detectron2/_C.py`` stand-in that raises a clear error when a
-  compiled operator is called, and installed with the pins 0.6 needs on modern Python
+  distribution name ``detectron2`` and a ``detectron2/_C.py`` stand-in that raises a clear error
+  when a compiled operator is called, and installed with the pins 0.6 needs on modern Python
   (``scripts/constraints-pure-detectron2.txt``).
 """
 
@@ -84,7 +84,16 @@ def pip(*args):
 
 
 def download_sources(workdir):
-    pip("download", "--no-deps", "--no-binary", ":all:", "--no-build-isolation", SDIST, "-d", workdir)
+    pip(
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--no-build-isolation",
+        SDIST,
+        "-d",
+        workdir,
+    )
     archive = next(Path(workdir).glob("pb1[-_]detectron2-0.6.tar.gz"))
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     if digest != SDIST_SHA256:

@@ -1,14 +1,16 @@
 """Synthetic detection dataset of coloured shapes, for training and evaluating box regression.
 
 Importing this package registers ``shapes_train`` and ``shapes_val`` (the default ``ShapesSpec``
-under ``default_root()``) with Detectron2; nothing is generated until a split is requested.
+under ``default_root()``) and ``shapes_mini_train`` / ``shapes_mini_val`` (``MINI_SPEC``, for smoke
+tests) with Detectron2; nothing is generated until a split is requested.
 """
 
-from .register import DEFAULT_NAMES, register_shapes
+from .register import DEFAULT_NAMES, MINI_NAMES, register_shapes
 from .scene import render_scene
 from .shapes import CLASS_COLORS, CLASS_NAMES
 from .writer import (
     DEFAULT_SPEC,
+    MINI_SPEC,
     ShapesSpec,
     dataset_dir,
     default_root,
@@ -21,6 +23,8 @@ __all__ = [
     "CLASS_NAMES",
     "DEFAULT_NAMES",
     "DEFAULT_SPEC",
+    "MINI_NAMES",
+    "MINI_SPEC",
     "ShapesSpec",
     "dataset_dir",
     "default_root",
@@ -31,3 +35,4 @@ __all__ = [
 ]
 
 register_shapes()
+register_shapes(MINI_NAMES, MINI_SPEC)

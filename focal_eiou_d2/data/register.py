@@ -13,6 +13,7 @@ from .shapes import CLASS_COLORS, CLASS_NAMES
 from .writer import DEFAULT_SPEC, SPLITS, dataset_dir, generate_shapes, split_paths
 
 DEFAULT_NAMES = ("shapes_train", "shapes_val")
+MINI_NAMES = ("shapes_mini_train", "shapes_mini_val")
 
 
 def load_shapes(name, directory, split, spec):
@@ -66,6 +67,7 @@ def register_split(name, directory, split, spec):
         json_file=json_file,
         image_root=image_root,
         evaluator_type="coco",
+        generated_on_first_use=True,
         thing_classes=list(CLASS_NAMES),
         thing_colors=[list(colour) for colour in CLASS_COLORS],
         thing_dataset_id_to_contiguous_id={i + 1: i for i in range(len(CLASS_NAMES))},

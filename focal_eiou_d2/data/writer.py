@@ -64,6 +64,8 @@ class ShapesSpec:
 
 
 DEFAULT_SPEC = ShapesSpec()
+# A few small images: for smoke tests of the whole pipeline in seconds.
+MINI_SPEC = ShapesSpec(train_images=16, val_images=8, image_size=128)
 
 
 def default_root():

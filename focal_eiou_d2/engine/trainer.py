@@ -1,5 +1,6 @@
 """Detectron2's DefaultTrainer with COCO evaluation and checks of the configured datasets."""
 
+import itertools
 import os
 
 from detectron2.config import get_cfg
@@ -10,9 +11,49 @@ from detectron2.evaluation import COCOEvaluator
 from focal_eiou_d2 import add_focal_eiou_config
 from focal_eiou_d2.collect_env import detectron2_has_compiled_ops
 
+from .rng import rng_state, set_rng_state
+
 
 class FocalEIoUTrainer(DefaultTrainer):
     """DefaultTrainer that evaluates with ``COCOEvaluator`` (fast C++ COCOeval only if compiled)."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        # Detectron2's grouped train loader creates its DataLoader iterator at the first batch,
+        # drawing a seed from torch's global generator. Start it now, before a resume restores
+        # the generators, so that the step after a resume samples as an uninterrupted run does.
+        batches = self._trainer._data_loader_iter
+        self._trainer._data_loader_iter = itertools.chain([next(batches)], batches)
+
+    def train(self):
+        """Train, then return the results of the evaluation after the last iteration.
+
+        Detectron2's ``DefaultTrainer.train`` returns them only when TEST.EXPECTED_RESULTS is set.
+
+        Returns:
+            OrderedDict or None: e.g. ``{"bbox": {"AP": ..., ...}}``; None if nothing was evaluated.
+        """
+        super().train()
+        return getattr(self, "_last_eval_results", None)
+
+    def state_dict(self):
+        """The checkpointed training state, with what Detectron2 0.6 leaves out.
+
+        Detectron2 0.6's ``DefaultTrainer`` saves neither the optimizer (momentum, learning rates)
+        nor the random generators, so a resumed run diverges from an uninterrupted one. Both are
+        added here; the data loader's order still restarts after a resume, as in Detectron2.
+        """
+        state = super().state_dict()
+        state["_trainer"] = self._trainer.state_dict()
+        state["rng"] = rng_state()
+        return state
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        if "_trainer" in state_dict:
+            self._trainer.load_state_dict(state_dict["_trainer"])
+        if "rng" in state_dict:
+            set_rng_state(state_dict["rng"])
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):

@@ -1,6 +1,7 @@
 """Pure-PyTorch box-regression losses: the IoU family, EIoU, FocalL1 and Focal-EIoU."""
 
 from .box_geometry import BoxPairGeometry, box_pair_geometry
+from .fast_path import FUSED_LOSSES, compile_error, path_counts, select_path, set_fast_path
 from .focal_eiou import focal_eiou_loss, focal_eiou_star_loss, focal_eiou_v1_loss
 from .focal_l1 import focal_l1_loss
 from .iou_losses import ciou_loss, diou_loss, eiou_loss, giou_loss, iou_loss
@@ -11,9 +12,11 @@ __all__ = [
     "BOX_LOSSES",
     "BoxLossSpec",
     "BoxPairGeometry",
+    "FUSED_LOSSES",
     "box_pair_geometry",
     "box_regression_loss",
     "ciou_loss",
+    "compile_error",
     "diou_loss",
     "eiou_loss",
     "focal_eiou_loss",
@@ -22,5 +25,8 @@ __all__ = [
     "focal_l1_loss",
     "giou_loss",
     "iou_loss",
+    "path_counts",
+    "select_path",
+    "set_fast_path",
     "smooth_l1_loss",
 ]

@@ -6,6 +6,7 @@ from types import MappingProxyType
 
 import torch
 
+from .fast_path import box_loss
 from .focal_eiou import focal_eiou_loss, focal_eiou_star_loss, focal_eiou_v1_loss
 from .focal_l1 import focal_l1_loss
 from .iou_losses import ciou_loss, diou_loss, eiou_loss, giou_loss, iou_loss
@@ -76,6 +77,10 @@ def box_regression_loss(
     Returns:
         Tensor: shape (...) for "none" (coordinate losses are summed over the last dim),
         else a scalar.
+
+    The IoU-family losses take the compiled fast path of :mod:`.fast_path` where it applies
+    (same values and gradients as ``spec.fn``); ``FOCAL_EIOU_D2_FAST_PATH=0`` or
+    ``set_fast_path(False)`` switches it off.
     """
     spec = BOX_LOSSES.get(name)
     if spec is None:
@@ -96,6 +101,6 @@ def box_regression_loss(
             f"{tuple(target.shape)}"
         )
     if spec.on_boxes:
-        return spec.fn(pred, target, reduction=reduction, **params)
+        return box_loss(name, pred, target, reduction, spec.fn, **params)
     per_coordinate = spec.fn(pred, target, reduction="none", **params)
     return reduce_loss(per_coordinate.sum(dim=-1), reduction)

@@ -33,6 +33,9 @@ class FocalEIoURetinaNet(RetinaNet):
             kwargs: arguments of Detectron2's ``RetinaNet``.
         """
         super().__init__(**kwargs)
+        # Detectron2 keeps this moving average in a plain attribute, which checkpoints lose; as a
+        # buffer it is saved, so a resumed training continues exactly where it stopped.
+        self.register_buffer("loss_normalizer", torch.tensor(100.0))
         self.box_loss = box_loss
         self.box_reg_loss_weight = box_reg_loss_weight
 
@@ -79,4 +82,3 @@ class FocalEIoURetinaNet(RetinaNet):
             "loss_cls": loss_cls / normalizer,
             "loss_box_reg": loss_box_reg * self.box_reg_loss_weight,
         }
-

@@ -28,6 +28,6 @@ class FocalEIoUCascadeROIHeads(CascadeROIHeads):
             FocalEIoUFastRCNNOutputLayers(
                 cfg, head.output_shape, box2box_transform=predictor.box2box_transform
             )
-            for head, predictor in zip(ret["box_heads"], ret["box_predictors"])
+            for head, predictor in zip(ret["box_heads"], ret["box_predictors"], strict=True)
         ]
         return ret

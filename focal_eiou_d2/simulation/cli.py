@@ -175,7 +175,7 @@ def _add_plot(commands) -> None:
     plot = commands.add_parser(
         "plot",
         help="redraw the figures of a results.json",
-        description="Redraw error_curves.png and iou_boxplots.png from a results.json.",
+        description="Redraw error_curves.png, iou_boxplots.png and summary.md from a results.json.",
     )
     plot.add_argument("results", type=Path, help="path to results.json")
     plot.add_argument("--output", type=Path, help="folder (default: that of results.json)")
@@ -233,9 +233,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     output = args.output or Path("output/simulation") / args.setup
     results = run_experiment(config, progress=not args.no_progress)
     save_results(results, output)
-    table = summary_table(results)
-    (output / "summary.md").write_text(table + "\n")
-    print(table)
+    write_summary(results, output)
     if not args.no_figures:
         draw_results(results, output)
         if not args.no_illustrations:
@@ -296,13 +294,21 @@ def cmd_focal_l1(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    """Redraw the figures of a results.json."""
+    """Redraw the figures and summary.md of a results.json."""
     results = load_results(args.results)
     output = args.output or args.results.parent
     draw_results(results, output)
-    print(summary_table(results))
+    write_summary(results, output)
     print(f"wrote {output}")
     return 0
+
+
+def write_summary(results: dict, output: Path) -> None:
+    """Print the summary table and write it to summary.md."""
+    table = summary_table(results)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "summary.md").write_text(table + "\n")
+    print(table)
 
 
 def _write_json(data: dict, path: Path) -> None:

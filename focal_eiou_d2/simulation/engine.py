@@ -11,12 +11,14 @@ Per update t (0-based):
    of the box sides to w and h without the chain rule's factor 1/2; autograd does not copy that.
 3. w and h are clamped to >= ``min_size`` so that every box stays a valid, non-empty box.
 
-The update runs in place under no_grad; metrics are computed once per iteration without grad.
+The update runs in place under no_grad. The metrics of B^t are recorded just before its update,
+reusing the XYXY corners that the loss's forward computed (no second conversion), and once more
+after the last update.
 """
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from typing import Iterable, Optional, Protocol
 
 import torch
 from tqdm import tqdm
@@ -24,7 +26,17 @@ from tqdm import tqdm
 from .metrics import MetricRecorder
 from .schedule import StepSchedule
 
-LossFn = Callable[[torch.Tensor], torch.Tensor]
+
+class BoxLoss(Protocol):
+    """What :func:`regress` needs of a loss (see :class:`.losses.SimulationLoss`)."""
+
+    on_boxes: bool  # True: encode() returns XYXY corners, reused for the IoU metric
+
+    def encode(self, boxes: torch.Tensor) -> torch.Tensor:
+        """Differentiable library input of boxes (N, 4) (x, y, w, h)."""
+
+    def from_encoded(self, encoded: torch.Tensor) -> torch.Tensor:
+        """Per-pair losses (N,) of an encode() output."""
 
 
 @dataclass
@@ -36,6 +48,8 @@ class RegressionOutcome:
         iou (Tensor[N]): their IoU with the targets.
         recorder (MetricRecorder): the per-iteration metrics.
         wall_time_s (float): time of the whole loop, metrics included.
+        first_step_s (float): time of the first update alone; it includes any one-off cost such
+            as the compilation of the library's fast path on its first call.
         snapshots (dict[int, Tensor[N, 4]]): boxes after the requested numbers of updates.
     """
 
@@ -43,20 +57,22 @@ class RegressionOutcome:
     iou: torch.Tensor
     recorder: MetricRecorder
     wall_time_s: float
+    first_step_s: float = float("nan")
     snapshots: dict = field(default_factory=dict)
 
 
-def loss_gradient(loss_fn: LossFn, boxes: torch.Tensor) -> torch.Tensor:
+def loss_gradient(loss: BoxLoss, boxes: torch.Tensor, encoded: torch.Tensor) -> torch.Tensor:
     """Per-pair gradient dL_i/dB_i (Algorithm 1's dL/dB) by autograd of the summed loss.
 
     Args:
-        loss_fn (Callable): maps boxes (N, 4) to per-pair losses (N,).
-        boxes (Tensor[N, 4]): leaf tensor requiring grad.
+        loss (BoxLoss): the loss.
+        boxes (Tensor[N, 4]): leaf tensor requiring grad, (x, y, w, h).
+        encoded (Tensor[N, 4]): ``loss.encode(boxes)``.
 
     Returns:
-        Tensor[N, 4]: the gradient.
+        Tensor[N, 4]: the gradient with respect to (x, y, w, h).
     """
-    (grad,) = torch.autograd.grad(loss_fn(boxes).sum(), boxes)
+    (grad,) = torch.autograd.grad(loss.from_encoded(encoded).sum(), boxes)
     return grad
 
 
@@ -88,7 +104,7 @@ def apply_update(
 
 
 def regress(
-    loss_fn: LossFn,
+    loss: BoxLoss,
     anchors: torch.Tensor,
     recorder: MetricRecorder,
     schedule: StepSchedule,
@@ -100,9 +116,9 @@ def regress(
     """Run Algorithm 1 for ``schedule.iterations`` updates on all pairs at once.
 
     Args:
-        loss_fn (Callable): maps boxes (N, 4) to per-pair losses (N,).
+        loss (BoxLoss): the loss, e.g. a :class:`.losses.SimulationLoss`.
         anchors (Tensor[N, 4]): B^0, (x, y, w, h); not modified.
-        recorder (MetricRecorder): receives the boxes after every update (and at t = 0).
+        recorder (MetricRecorder): receives B^t for t = 0..T.
         schedule (StepSchedule): the learning rates mu_t and T.
         update (str): "descent" (Algorithm 1) or "diou" (step times (2 - IoU)).
         min_size (float): widths and heights are clamped to >= this after every step.
@@ -115,21 +131,27 @@ def regress(
     snapshot_iters = set(snapshot_iters)
     snapshots = {}
     start = time.perf_counter()
+    first_step_s = float("nan")
     boxes = anchors.detach().clone().requires_grad_(True)
-    iou = recorder.observe(0, boxes.detach())
-    if 0 in snapshot_iters:
-        snapshots[0] = boxes.detach().clone()
     steps = tqdm(range(schedule.iterations), desc=progress, disable=progress is None, leave=False)
     for step in steps:
-        grad = loss_gradient(loss_fn, boxes)
+        encoded = loss.encode(boxes)
+        corners = encoded.detach() if loss.on_boxes else None
+        iou = recorder.observe(step, boxes.detach(), corners)  # metrics of B^t
+        if step in snapshot_iters:
+            snapshots[step] = boxes.detach().clone()
+        grad = loss_gradient(loss, boxes, encoded)
         apply_update(boxes, grad, schedule.lr(step), iou, update, min_size)
-        iou = recorder.observe(step + 1, boxes.detach())
-        if step + 1 in snapshot_iters:
-            snapshots[step + 1] = boxes.detach().clone()
+        if step == 0:
+            _synchronize(boxes.device)
+            first_step_s = time.perf_counter() - start
     final = boxes.detach()
+    iou = recorder.observe(schedule.iterations, final)
+    if schedule.iterations in snapshot_iters:
+        snapshots[schedule.iterations] = final.clone()
     _synchronize(final.device)
     elapsed = time.perf_counter() - start
-    return RegressionOutcome(final, iou, recorder, elapsed, snapshots)
+    return RegressionOutcome(final, iou, recorder, elapsed, first_step_s, snapshots)
 
 
 def _synchronize(device: torch.device) -> None:

@@ -1,7 +1,7 @@
 """The simulation's view of the loss library: per-pair losses of (x, y, w, h) boxes.
 
-Only the library's public dispatch is used (``box_regression_loss`` and ``BOX_LOSSES``); no
-loss is re-implemented here.
+Only the library's public dispatch is used (``box_regression_loss`` and ``BOX_LOSSES``, plus
+``select_path`` to report whether its compiled fast path runs); no loss is re-implemented here.
 """
 
 import inspect
@@ -9,7 +9,7 @@ from typing import Mapping, Optional
 
 import torch
 
-from focal_eiou_d2.layers import BOX_LOSSES, box_regression_loss
+from focal_eiou_d2.layers import BOX_LOSSES, box_regression_loss, select_path
 
 from .boxes import xywh_to_xyxy
 
@@ -71,10 +71,38 @@ class SimulationLoss:
         Returns:
             Tensor[N]: the loss of each pair.
         """
-        pred = xywh_to_xyxy(boxes) if self.on_boxes else boxes
+        return self.from_encoded(self.encode(boxes))
+
+    def encode(self, boxes: torch.Tensor) -> torch.Tensor:
+        """The library's input for these boxes: XYXY corners (differentiable) or the boxes.
+
+        Args:
+            boxes (Tensor[N, 4]): (x, y, w, h).
+
+        Returns:
+            Tensor[N, 4]: XYXY if ``on_boxes``, else ``boxes`` itself.
+        """
+        return xywh_to_xyxy(boxes) if self.on_boxes else boxes
+
+    def from_encoded(self, pred: torch.Tensor) -> torch.Tensor:
+        """Per-pair loss of an :meth:`encode` output.
+
+        Args:
+            pred (Tensor[N, 4]): XYXY boxes or (x, y, w, h), as :meth:`encode` returns.
+
+        Returns:
+            Tensor[N]: the loss of each pair.
+        """
         return box_regression_loss(
             self.name, pred, self._targets, reduction="none", **self._overrides
         )
+
+    def path(self, boxes: torch.Tensor) -> str:
+        """The library's path for these boxes: "compiled" (fast path) or "reference"."""
+        if not self.on_boxes:
+            return "reference"
+        pred = xywh_to_xyxy(boxes)
+        return select_path(self.name, pred, self._targets, "none", **self._overrides)
 
 
 def _spec(name: str):

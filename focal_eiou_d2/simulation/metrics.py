@@ -5,7 +5,7 @@ t = 0 is the anchors, t = T the final boxes, so every curve has T + 1 entries. V
 boxes' device until :meth:`MetricRecorder.to_dict` (no per-iteration host sync).
 """
 
-from typing import Iterable
+from typing import Iterable, Optional
 
 import torch
 
@@ -37,23 +37,30 @@ class MetricRecorder:
         device = targets.device
         self.error = torch.full((iterations + 1,), float("nan"), dtype=torch.float64, device=device)
         self.mean_iou = torch.full_like(self.error, float("nan"))
-        self.quantile_iters = sorted(quantile_iters)
+        self.quantile_iters = set(quantile_iters)
         self._quantiles: dict[int, torch.Tensor] = {}
         self._levels = torch.tensor(QUANTILE_LEVELS, dtype=torch.float64, device=device)
         self.initial_iou: torch.Tensor = torch.empty(0)
 
-    def observe(self, step: int, boxes: torch.Tensor) -> torch.Tensor:
+    @torch.no_grad()
+    def observe(
+        self, step: int, boxes: torch.Tensor, corners: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         """Record the metrics of the boxes after ``step`` updates.
+
+        E(t) is summed in the boxes' dtype (PyTorch's cascade summation: relative error about
+        1e-8 for 343,000 float32 pairs) and stored in float64.
 
         Args:
             step (int): t in 0..T.
-            boxes (Tensor[N, 4]): B^t, (x, y, w, h), not requiring grad.
+            boxes (Tensor[N, 4]): B^t, (x, y, w, h).
+            corners (Tensor[N, 4] | None): B^t as XYXY, if already computed.
 
         Returns:
             Tensor[N]: IoU of every pair (reused by the (2 - IoU) update rule).
         """
-        iou = self.iou_of(boxes)
-        self.error[step] = (boxes - self.targets).abs().sum(dtype=torch.float64)  # E(t)
+        iou = self.iou_of(boxes, corners)
+        self.error[step] = (boxes - self.targets).abs_().sum()  # E(t)
         self.mean_iou[step] = iou.mean(dtype=torch.float64)
         if step in self.quantile_iters:
             self._quantiles[step] = torch.quantile(iou.double(), self._levels)

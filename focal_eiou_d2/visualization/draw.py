@@ -86,7 +86,7 @@ def draw_dashed_rectangle(canvas, box, colors=DASH_COLORS, thickness=1):
     """
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
-    for start, end in zip(corners, corners[1:] + corners[:1]):
+    for start, end in zip(corners, corners[1:] + corners[:1], strict=True):
         draw_dashed_line(canvas, start, end, colors, thickness)
 
 

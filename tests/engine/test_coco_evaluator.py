@@ -21,20 +21,29 @@ ANNOTATIONS = {
 def write_coco_json(path):
     images = [{"id": i, "file_name": f"{i}.png", "width": 128, "height": 128} for i in ANNOTATIONS]
     annotations = [
-        {"id": 10 * i + k, "image_id": i, "category_id": c, "bbox": b, "area": b[2] * b[3],
-         "iscrowd": 0}
+        {
+            "id": 10 * i + k,
+            "image_id": i,
+            "category_id": c,
+            "bbox": b,
+            "area": b[2] * b[3],
+            "iscrowd": 0,
+        }
         for i, objects in ANNOTATIONS.items()
         for k, (c, b) in enumerate(objects)
     ]
     categories = [{"id": 3, "name": "square"}, {"id": 7, "name": "ring"}]
-    path.write_text(json.dumps({"images": images, "annotations": annotations,
-                                "categories": categories}))
+    path.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": categories})
+    )
 
 
 def perfect_outputs(image_id, contiguous_id):
     objects = ANNOTATIONS[image_id]
     instances = Instances((128, 128))
-    instances.pred_boxes = Boxes(torch.tensor([[x, y, x + w, y + h] for _, (x, y, w, h) in objects]))
+    instances.pred_boxes = Boxes(
+        torch.tensor([[x, y, x + w, y + h] for _, (x, y, w, h) in objects])
+    )
     instances.scores = torch.ones(len(objects))
     instances.pred_classes = torch.tensor([contiguous_id[c] for c, _ in objects])
     return {"instances": instances}

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from tiny_models import build_tiny_model
 from detectron2.modeling.box_regression import Box2BoxTransform
 from detectron2.structures import Boxes
+from tiny_models import build_tiny_model
 
 from focal_eiou_d2.layers import box_regression_loss, focal_eiou_loss
 
@@ -16,8 +16,13 @@ TARGETS = torch.tensor(
     [[12.0, 8, 55, 45], [25, 30, 95, 90], [4, 2, 30, 36], [58, 70, 85, 110], [0, 0, 8, 8]]
 )
 DELTAS = torch.tensor(
-    [[0.1, -0.2, 0.05, 0.1], [0.0, 0.1, -0.2, 0.3], [-0.1, 0.0, 0.2, -0.1], [0.3, 0.2, 0.0, 0.0],
-     [0.0, 0.0, 0.0, 0.0]]
+    [
+        [0.1, -0.2, 0.05, 0.1],
+        [0.0, 0.1, -0.2, 0.3],
+        [-0.1, 0.0, 0.2, -0.1],
+        [0.3, 0.2, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 0.0],
+    ]
 )
 LOSS_TYPES = ["smooth_l1", "giou", "eiou", "focal_eiou", "focal_l1", "focal_eiou_star"]
 

@@ -1,9 +1,9 @@
 """Every YAML under configs/ loads and builds; invalid values fail when the model is built."""
 
 import pytest
-from tiny_models import REPO, tiny_cfg
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
+from tiny_models import REPO, tiny_cfg
 
 from focal_eiou_d2 import add_focal_eiou_config
 
@@ -12,7 +12,16 @@ CONFIGS = sorted(REPO.glob("configs/**/*.yaml"))
 
 def test_configs_exist():
     names = {path.name for path in CONFIGS}
-    for loss in ("", "_iou", "_giou", "_ciou", "_focal_l1", "_eiou", "_focal_eiou_v1", "_focal_eiou"):
+    for loss in (
+        "",
+        "_iou",
+        "_giou",
+        "_ciou",
+        "_focal_l1",
+        "_eiou",
+        "_focal_eiou_v1",
+        "_focal_eiou",
+    ):
         assert f"retinanet_R_50_FPN_1x{loss}.yaml" in names
     for model in ("faster_rcnn", "mask_rcnn", "retinanet"):
         for backbone in ("R_50", "X_101_32x4d"):

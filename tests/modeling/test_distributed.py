@@ -3,9 +3,9 @@
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from tiny_models import build_tiny_model
 from detectron2.structures import Boxes
 from detectron2.utils.events import EventStorage
+from tiny_models import build_tiny_model
 
 # Two images sharing 4 anchors; image 0 has 3 positives, image 1 has 1 (unequal splits matter).
 ANCHORS = torch.tensor([[10.0, 10, 50, 40], [30, 20, 90, 100], [0, 0, 32, 32], [60, 60, 80, 120]])

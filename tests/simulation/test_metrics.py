@@ -46,3 +46,10 @@ def test_recorder_error_is_the_l1_sum_and_stats_are_consistent():
     assert stored["quantile_iterations"] == [0, 1]
     assert len(stored["iou_quantiles"][0]) == len(QUANTILE_LEVELS)
     assert stored["iou_quantiles"][0][-1] == pytest.approx(1 / 3)
+
+
+def test_xyxy_conversion_gradient():
+    boxes = torch.rand(5, 4, dtype=torch.float64).add_(0.1).requires_grad_(True)
+    assert torch.autograd.gradcheck(xywh_to_xyxy, (boxes,))
+    batched = torch.rand(2, 3, 4, dtype=torch.float64)
+    assert torch.equal(xywh_to_xyxy(batched)[1, 2], xywh_to_xyxy(batched[1, 2:3])[0])

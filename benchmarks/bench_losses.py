@@ -1,0 +1,292 @@
+"""Benchmark of the box-regression losses (not a test): forward + backward time and peak memory.
+
+For each N, every implementation computes the per-pair loss of N random valid float32 box pairs,
+sums it and takes the gradient with respect to the predictions: ours through
+``box_regression_loss`` on the compiled fast path and on the reference (autograd) path,
+torchvision's and Detectron2's GIoU/DIoU/CIoU, and two memory-bandwidth references that move the
+13N floats a fused loss must touch at least (read pred and target, 8N; write the loss and the
+gradient, 5N): ``copy_`` into a preallocated buffer and ``clone`` (which allocates its output,
+as a loss must).
+
+Time: median over rounds after warm-up; each round runs every implementation once, so that load
+from other processes affects all of them alike. Peak memory: on CPU, the highest total of live
+tensor bytes allocated during one step, from the profiler's allocation events (inputs excluded,
+outputs and autograd's saved tensors included); on CUDA, ``torch.cuda.max_memory_allocated``
+above the bytes allocated before the step.
+
+    .venv/bin/python benchmarks/bench_losses.py
+    .venv/bin/python benchmarks/bench_losses.py --sizes 1e3 1e5 --losses eiou focal_eiou --json out.json
+    .venv/bin/python benchmarks/bench_losses.py --sizes 2 16 128 1024 --min-pairs 2 --losses focal_eiou
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # the profiler's console chatter, not results
+
+import torch  # noqa: E402
+from detectron2.layers.losses import ciou_loss as d2_ciou_loss  # noqa: E402
+from detectron2.layers.losses import diou_loss as d2_diou_loss  # noqa: E402
+from fvcore.nn import giou_loss as d2_giou_loss  # noqa: E402
+from torch.profiler import ProfilerActivity, profile  # noqa: E402
+from torchvision.ops import (  # noqa: E402
+    complete_box_iou_loss,
+    distance_box_iou_loss,
+    generalized_box_iou_loss,
+)
+
+from focal_eiou_d2.layers import (  # noqa: E402
+    FUSED_LOSSES,
+    box_regression_loss,
+    fast_path,
+    path_counts,
+    set_fast_path,
+)
+
+BASELINE = "torchvision complete_box_iou_loss"
+OTHERS = {
+    "torchvision generalized_box_iou_loss": generalized_box_iou_loss,
+    "torchvision distance_box_iou_loss": distance_box_iou_loss,
+    BASELINE: complete_box_iou_loss,
+    "detectron2 giou_loss (fvcore)": d2_giou_loss,
+    "detectron2 diou_loss": d2_diou_loss,
+    "detectron2 ciou_loss": d2_ciou_loss,
+}
+COPY, CLONE = "copy_ 13N floats (preallocated)", "clone 13N floats"
+SPEED_UP_TARGET, COPY_TARGET = 5.0, 3.0
+
+
+@dataclass
+class Result:
+    """One implementation at one N."""
+
+    name: str
+    pairs: int
+    path: str
+    first_call_s: float
+    ms: float
+    peak_mb: float
+    speed_up: float = math.nan  # time of BASELINE / this time, at the same N
+
+
+@dataclass
+class Candidate:
+    """An implementation: ``step()`` runs one forward + backward on prepared inputs."""
+
+    name: str
+    step: Callable[[], object]
+    fast_path: Optional[bool] = None  # for ours: the fast path switch during the step
+
+    def run(self) -> str:
+        """One step; returns the path our library took ("compiled", "reference") or "-"."""
+        if self.fast_path is None:
+            self.step()
+            return "-"
+        set_fast_path(self.fast_path)
+        before = path_counts()
+        self.step()
+        taken = [path for path, count in path_counts().items() if count > before.get(path, 0)]
+        return "+".join(taken)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", nargs="+", type=float, default=[1e3, 1e5, 1e6])
+    parser.add_argument("--repeats", type=int, default=10, help="timed rounds per N")
+    parser.add_argument("--losses", nargs="+", choices=list(FUSED_LOSSES), default=["focal_eiou"])
+    parser.add_argument("--no-others", action="store_true", help="only ours and the copies")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--min-pairs", type=int, help="override fast_path.MIN_PAIRS (e.g. 2, to time small N)"
+    )
+    parser.add_argument("--json", help="also write the results to this path")
+    return parser.parse_args(argv)
+
+
+def machine(device: torch.device) -> dict:
+    """CPU model, threads, versions and, on CUDA, the GPU."""
+    with open("/proc/cpuinfo") as cpuinfo:
+        models = [
+            line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")
+        ]
+    info = {
+        "cpu": models[0] if models else platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": str(device),
+        "load_average": os.getloadavg()[0],
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def random_boxes(pairs: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Valid XYXY float32 pairs: targets with sides in [5, 300], predictions jittered around them
+    (mostly overlapping), the predictions requiring grad."""
+    generator = torch.Generator().manual_seed(0)
+    centre = 500 * torch.rand(pairs, 2, generator=generator)
+    size = 5 + 295 * torch.rand(pairs, 2, generator=generator)
+    target = torch.cat([centre - size / 2, centre + size / 2], dim=-1)
+    pred_centre = centre + 0.3 * size * torch.randn(pairs, 2, generator=generator)
+    pred_size = size * torch.exp(0.3 * torch.randn(pairs, 2, generator=generator))
+    pred = torch.cat([pred_centre - pred_size / 2, pred_centre + pred_size / 2], dim=-1)
+    return pred.to(device).requires_grad_(True), target.to(device)
+
+
+def candidates(args: argparse.Namespace, pairs: int, device: torch.device) -> list[Candidate]:
+    """Every implementation to time at this N, with its inputs."""
+    pred, target = random_boxes(pairs, device)
+
+    def loss_step(loss_fn):
+        return lambda: torch.autograd.grad(loss_fn(pred, target).sum(), pred)
+
+    found = []
+    for name in args.losses:
+        ours = loss_step(lambda a, b, name=name: box_regression_loss(name, a, b))
+        found.append(Candidate(f"ours {name} (fast path)", ours, fast_path=True))
+        found.append(Candidate(f"ours {name} (reference)", ours, fast_path=False))
+    if not args.no_others:
+        found += [Candidate(name, loss_step(fn)) for name, fn in OTHERS.items()]
+    source = torch.empty(math.ceil(6.5 * pairs), device=device)
+    destination = torch.empty_like(source)
+    found.append(Candidate(COPY, lambda: destination.copy_(source)))
+    found.append(Candidate(CLONE, source.clone))
+    return found
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(candidate: Candidate, device: torch.device) -> tuple[float, str]:
+    """Seconds of one step, and the path it took."""
+    synchronize(device)
+    start = time.perf_counter()
+    path = candidate.run()
+    synchronize(device)
+    return time.perf_counter() - start, path
+
+
+def peak_bytes(candidate: Candidate, device: torch.device) -> int:
+    """Peak tensor bytes allocated during one step, above those live before it."""
+    if device.type == "cuda":
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        candidate.run()
+        synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        candidate.run()
+    events = [e for e in profiler.profiler.kineto_results.events() if e.name() == "[memory]"]
+    live = peak = 0
+    for event in sorted(events, key=lambda event: event.start_ns()):
+        live += event.nbytes()
+        peak = max(peak, live)
+    return peak
+
+
+def measure(args: argparse.Namespace, pairs: int, device: torch.device) -> list[Result]:
+    """Every candidate at one N: first call, median of the timed rounds, peak memory."""
+    found = candidates(args, pairs, device)
+    first = {c.name: timed(c, device) for c in found}  # compiles the fast path if needed
+    for candidate in found:
+        timed(candidate, device)
+    rounds = {c.name: [] for c in found}
+    for _ in range(args.repeats):
+        for candidate in found:
+            rounds[candidate.name].append(timed(candidate, device)[0])
+    results = [
+        Result(
+            name=c.name,
+            pairs=pairs,
+            path=first[c.name][1],
+            first_call_s=first[c.name][0],
+            ms=1e3 * statistics.median(rounds[c.name]),
+            peak_mb=peak_bytes(c, device) / 2**20,
+        )
+        for c in found
+    ]
+    baseline = next((r.ms for r in results if r.name == BASELINE), math.nan)
+    for result in results:
+        result.speed_up = baseline / result.ms
+    return results
+
+
+def print_table(results: list[Result]) -> None:
+    header = f"{'implementation':<40}{'N':>9}{'path':>10}{'1st call s':>11}{'ms':>10}"
+    print(header + f"{'x tv CIoU':>10}{'peak MB':>10}{'B/pair':>8}")
+    for r in results:
+        row = f"{r.name:<40}{r.pairs:>9}{r.path:>10}{r.first_call_s:>11.2f}{r.ms:>10.3f}"
+        print(row + f"{r.speed_up:>10.2f}{r.peak_mb:>10.2f}{r.peak_mb * 2**20 / r.pairs:>8.0f}")
+
+
+def check_targets(results: list[Result]) -> list[str]:
+    """The targets for focal_eiou's fast path that these results can decide."""
+    by_key = {(r.name, r.pairs): r for r in results}
+    checks = []
+    largest, smallest = max(r.pairs for r in results), min(r.pairs for r in results)
+    fast = by_key.get(("ours focal_eiou (fast path)", largest))
+    copy = by_key.get((COPY, largest))
+    if fast and not math.isnan(fast.speed_up):
+        met = fast.speed_up >= SPEED_UP_TARGET
+        checks.append(
+            f"N={largest}: {fast.speed_up:.1f}x faster than {BASELINE} "
+            f"(target >= {SPEED_UP_TARGET:.0f}x): {'met' if met else 'MISSED'}"
+        )
+    if fast and copy:
+        ratio = fast.ms / copy.ms
+        checks.append(
+            f"N={largest}: {ratio:.2f}x the time of '{COPY}' "
+            f"(target <= {COPY_TARGET:.0f}x): {'met' if ratio <= COPY_TARGET else 'MISSED'}"
+        )
+    fast_small = by_key.get(("ours focal_eiou (fast path)", smallest))
+    reference_small = by_key.get(("ours focal_eiou (reference)", smallest))
+    if fast_small and reference_small:
+        met = fast_small.ms <= reference_small.ms
+        checks.append(
+            f"N={smallest}: fast path ({fast_small.path}) {fast_small.ms:.3f} ms vs reference "
+            f"{reference_small.ms:.3f} ms (target: no slower): {'met' if met else 'MISSED'}"
+        )
+    return checks
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.min_pairs is not None:
+        fast_path.MIN_PAIRS = args.min_pairs
+    device = torch.device(args.device)
+    info = machine(device)
+    print(", ".join(f"{key}: {value}" for key, value in info.items()))
+    print(f"float32, forward + backward w.r.t. pred, median of {args.repeats} rounds")
+    previous = set_fast_path(True)
+    try:
+        results = [r for n in args.sizes for r in measure(args, int(n), device)]
+    finally:
+        set_fast_path(previous)
+    print_table(results)
+    targets = check_targets(results)
+    print("\n".join(targets))
+    if fast_path.compile_error() is not None:
+        print(f"compilation failed, fast path off: {fast_path.compile_error()}")
+    if args.json:
+        with open(args.json, "w") as output:
+            payload = {"machine": info, "args": vars(args), "targets": targets}
+            json.dump({**payload, "results": [asdict(r) for r in results]}, output, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Random-number-generator states as checkpointable data (tensors, ints and lists only)."""
+
+import random
+
+import numpy as np
+import torch
+
+
+def rng_state():
+    """The states of Python's, NumPy's and torch's global generators (CUDA's too, if present).
+
+    Returns:
+        dict: only tensors, ints, floats and lists, so ``torch.load(weights_only=True)`` reads it.
+    """
+    version, internal, gauss = random.getstate()
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [version, list(internal), gauss],
+        "numpy": [torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    """Restore the generators from a ``rng_state()`` result."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,240 @@
+"""Compiled fast path of the IoU-family losses, chosen automatically by ``box_regression_loss``.
+
+The fast path evaluates a loss of :mod:`.fused_iou` (value and closed-form gradient in one pass)
+compiled by ``torch.compile`` (inductor, dynamic batch size) inside a ``torch.autograd.Function``
+whose backward only scales the saved gradient. It computes the same function as the reference
+implementations, which it leaves untouched: ``eiou_loss`` and the others stay pure autograd code,
+only the dispatch ``box_regression_loss`` takes the fast path.
+
+Selection (:func:`select_path`): "compiled" for the names of :data:`FUSED_LOSSES` when the switch
+is on, the reduction is "none", "sum" or "mean", focal_eiou's weight is detached, both boxes are
+floating point with the same shape, dtype (half precision counts as float32, upcast as the
+reference does) and a CPU or CUDA device, there are at least :data:`MIN_PAIRS` pairs and no
+compilation has failed; "reference" otherwise, and always while an enclosing ``torch.compile``
+traces the caller (which then fuses the reference itself).
+
+Switch: the environment variable ``FOCAL_EIOU_D2_FAST_PATH=0`` (read at import) or
+:func:`set_fast_path`. Query: :func:`select_path`, :func:`path_counts`, :func:`compile_error`.
+
+Compilation happens lazily on the first call for each (loss, dtype, device), takes seconds, and is
+cached by ``torch.compile`` (and on disk by inductor); a new gamma compiles once more. Any
+exception while compiling or running the compiled kernel, other than running out of memory,
+switches compilation off for the process with one warning; that call and all later ones use the
+reference path, which raises the error again if it did not come from compilation.
+
+The gradient is not differentiable: a backward with ``create_graph=True`` (double backward,
+gradgradcheck) through the fast path raises an error that names the switch.
+"""
+
+import functools
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Optional
+
+import torch
+
+from . import fused_iou
+from .focal_eiou import _check_gamma
+from .loss_utils import reduce_loss, upcast_float
+
+logger = logging.getLogger(__name__)
+
+FUSED_LOSSES: Mapping[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = MappingProxyType(
+    {
+        "iou": fused_iou.iou_with_grad,
+        "giou": fused_iou.giou_with_grad,
+        "diou": fused_iou.diou_with_grad,
+        "ciou": fused_iou.ciou_with_grad,
+        "eiou": fused_iou.eiou_with_grad,
+        "focal_eiou": fused_iou.focal_eiou_with_grad,
+    }
+)
+"""Loss names with a fast path, and their fused value-and-gradient functions."""
+
+MIN_PAIRS = 256
+"""Fewest box pairs for the compiled path (assign to change). The compiled path is faster from 2
+pairs up, but below a few thousand pairs it saves well under 1 ms per call
+(benchmarks/bench_losses.py), which takes thousands of calls to repay a compilation of seconds:
+tiny calls (unit tests, a single image) stay on the reference path. Inductor would specialize
+sizes 0 and 1 anyway."""
+
+_state = {
+    "enabled": os.environ.get("FOCAL_EIOU_D2_FAST_PATH", "1").lower() not in ("0", "false", "off"),
+    "compile_error": None,
+}
+_path_counts: Counter = Counter()
+
+
+def set_fast_path(enabled: bool) -> bool:
+    """Switch the fast path on or off for the process.
+
+    Args:
+        enabled (bool): False makes ``box_regression_loss`` always use the reference path.
+
+    Returns:
+        bool: the previous setting.
+    """
+    previous, _state["enabled"] = _state["enabled"], bool(enabled)
+    return previous
+
+
+def compile_error() -> Optional[Exception]:
+    """The exception that switched compilation off, or None if it has not failed."""
+    return _state["compile_error"]
+
+
+def path_counts() -> dict[str, int]:
+    """How many ``box_regression_loss`` calls on boxes took each path ("compiled", "reference")."""
+    return dict(_path_counts)
+
+
+def select_path(
+    name: str, pred: torch.Tensor, target: torch.Tensor, reduction: str = "none", **params
+) -> str:
+    """The path ``box_regression_loss(name, pred, target, reduction, **params)`` takes.
+
+    Args:
+        name (str): a loss name.
+        pred (Tensor[..., 4]): predicted boxes.
+        target (Tensor[..., 4]): target boxes.
+        reduction (str): the reduction.
+        **params: the loss's hyper-parameters.
+
+    Returns:
+        str: "compiled" or "reference" (see the module docstring for the conditions).
+    """
+    supported = (
+        _state["enabled"]
+        and _state["compile_error"] is None
+        and name in FUSED_LOSSES
+        and reduction in ("none", "sum", "mean")
+        and params.get("detach_weight", True)
+        and not torch.compiler.is_compiling()
+        and pred.is_floating_point()
+        and target.is_floating_point()
+        and _compute_dtype(pred) == _compute_dtype(target)
+        and pred.shape == target.shape
+        and pred.device == target.device
+        and pred.device.type in ("cpu", "cuda")
+        and pred.numel() >= 4 * MIN_PAIRS
+    )
+    return "compiled" if supported else "reference"
+
+
+def box_loss(
+    name: str,
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    reduction: str,
+    reference: Callable[..., torch.Tensor],
+    **params,
+) -> torch.Tensor:
+    """The loss ``name`` through the path :func:`select_path` chooses.
+
+    Args:
+        name (str): a loss name.
+        pred (Tensor[..., 4]): predicted boxes, XYXY.
+        target (Tensor[..., 4]): target boxes, XYXY.
+        reduction (str): a reduction the loss supports.
+        reference (Callable): the reference loss, called as
+            ``reference(pred, target, reduction=reduction, **params)``.
+        **params: the loss's hyper-parameters.
+
+    Returns:
+        Tensor: shape (...) for "none", else a scalar.
+    """
+    if select_path(name, pred, target, reduction, **params) == "compiled":
+        loss = _compiled_loss(name, pred, target, reduction, params)
+        if loss is not None:
+            _path_counts["compiled"] += 1
+            return loss
+    _path_counts["reference"] += 1
+    return reference(pred, target, reduction=reduction, **params)
+
+
+class _FusedBoxLoss(torch.autograd.Function):
+    """Per-pair loss of N pairs whose forward also computes the gradient, saved for backward.
+
+    Saving dL/dpred (4 values per pair) costs less memory than the intermediates autograd would
+    keep and spares the backward a second pass over the boxes. The gradient with respect to the
+    target is the same kernel with the boxes swapped (every fused loss is symmetric), computed
+    only if the target requires grad.
+    """
+
+    @staticmethod
+    def forward(ctx, pred, target, kernel):
+        """pred, target: Tensor[N, 4]; kernel: (pred, target) -> (loss[N], dL/dpred[N, 4])."""
+        # Detached, so that the compiled kernel's guards do not depend on requires_grad.
+        pred, target = pred.detach().contiguous(), target.detach().contiguous()
+        loss, grad_pred = kernel(pred, target)
+        grad_target = kernel(target, pred)[1] if ctx.needs_input_grad[1] else None
+        ctx.save_for_backward(grad_pred if ctx.needs_input_grad[0] else None, grad_target)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        """grad_loss: Tensor[N]; returns the gradients of pred and target, Tensor[N, 4] or None."""
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "focal_eiou_d2's fast path does not support double backward (create_graph=True); "
+                "switch it off with set_fast_path(False) or FOCAL_EIOU_D2_FAST_PATH=0"
+            )
+        grad_loss = grad_loss.unsqueeze(-1)
+        grads = tuple(None if grad is None else grad_loss * grad for grad in ctx.saved_tensors)
+        return grads + (None,)
+
+
+def _compiled_loss(
+    name: str, pred: torch.Tensor, target: torch.Tensor, reduction: str, params: dict
+) -> Optional[torch.Tensor]:
+    """The loss through the compiled kernel; None if compilation failed (then switched off)."""
+    kernel_params = {key: value for key, value in params.items() if key != "detach_weight"}
+    if "gamma" in kernel_params:
+        _check_gamma(kernel_params["gamma"])
+    pred, target = upcast_float(pred), upcast_float(target)
+    kernel = _compiled_kernel(name, pred.dtype, pred.device)
+    try:
+        loss = _FusedBoxLoss.apply(
+            pred.reshape(-1, 4),
+            target.reshape(-1, 4),
+            functools.partial(kernel, **kernel_params),
+        )
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as error:  # any compiler failure: see the module docstring
+        _state["compile_error"] = error
+        logger.warning(
+            "focal_eiou_d2: compiling the %s loss failed; using the reference path from now on "
+            "(set FOCAL_EIOU_D2_FAST_PATH=0 to silence this). Error: %s",
+            name,
+            error,
+        )
+        return None
+    return reduce_loss(loss.reshape(pred.shape[:-1]), reduction)
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_kernel(name: str, dtype: torch.dtype, device: torch.device) -> Callable:
+    """The compiled kernel of ``name`` for one (dtype, device), created once.
+
+    ``torch.compile`` compiles lazily, at the first call, with the batch size dynamic. Inductor's
+    C++ backend declines to vectorize a loop that reads and writes (N, 4) boxes with stride 4
+    unless its tiling heuristics are off; vectorized, the kernel runs about 6x faster.
+    """
+    from torch._inductor import config  # here, not at the top: importing inductor takes seconds
+
+    options = {"cpp.enable_tiling_heuristics": False}
+    return torch.compile(
+        FUSED_LOSSES[name],
+        dynamic=True,
+        fullgraph=True,
+        options=options if hasattr(config.cpp, "enable_tiling_heuristics") else None,
+    )
+
+
+def _compute_dtype(boxes: torch.Tensor) -> torch.dtype:
+    """The dtype the losses compute in for ``boxes`` (see ``loss_utils.upcast_float``)."""
+    return boxes.dtype if boxes.dtype in (torch.float32, torch.float64) else torch.float32

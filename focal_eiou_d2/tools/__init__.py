@@ -1,0 +1,1 @@
+"""Command-line tools: ``python -m focal_eiou_d2.tools.<name>``."""
