@@ -15,8 +15,8 @@ outputs and autograd's saved tensors included); on CUDA, ``torch.cuda.max_memory
 above the bytes allocated before the step.
 
     .venv/bin/python benchmarks/bench_losses.py
-    .venv/bin/python benchmarks/bench_losses.py --sizes 1e3 1e5 --losses eiou focal_eiou --json out.json
-    .venv/bin/python benchmarks/bench_losses.py --sizes 2 16 128 1024 --min-pairs 2 --losses focal_eiou
+    .venv/bin/python benchmarks/bench_losses.py --losses eiou focal_eiou ciou --json out.json
+    .venv/bin/python benchmarks/bench_losses.py --sizes 2 16 128 1e3 1e4 --min-pairs 2 --no-others
 """
 
 import argparse

@@ -1,9 +1,10 @@
 """Focal-EIoU box-regression losses for Detectron2.
 
 ``focal_eiou_d2.layers`` holds the pure-PyTorch losses and imports with torch alone. The
-Detectron2 parts import Detectron2 only when used: ``from focal_eiou_d2 import add_focal_eiou_config`` loads the
-config keys and registers the components of ``focal_eiou_d2.modeling`` (FocalEIoURetinaNet,
-FocalEIoURPN, FocalEIoUStandardROIHeads, FocalEIoUCascadeROIHeads).
+Detectron2 parts import Detectron2 only when used: ``from focal_eiou_d2 import
+add_focal_eiou_config`` loads the config keys and registers the components of
+``focal_eiou_d2.modeling`` (FocalEIoURetinaNet, FocalEIoURPN, FocalEIoUStandardROIHeads,
+FocalEIoUCascadeROIHeads).
 """
 
 import importlib

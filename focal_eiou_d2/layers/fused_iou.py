@@ -324,7 +324,7 @@ def _eiou(pair: PairGeometry, eps: float) -> tuple[torch.Tensor, Partials]:
     penalty, partials = _centre_distance_penalty(pair, eps)
     loss = 1 - pair.iou + penalty
     d_sides, d_enclosings = [], []
-    for axis, d_enclosing in zip((pair.x, pair.y), partials.enclosing):
+    for axis, d_enclosing in ((pair.x, partials.enclosing[0]), (pair.y, partials.enclosing[1])):
         enclosing_eps = axis.enclosing**2 + eps
         side_penalty = (axis.side - axis.side_gt) ** 2 / enclosing_eps
         loss = loss + side_penalty  # Eq. 7

@@ -54,7 +54,9 @@ DEGENERATE = [
 
 def degenerate_pairs() -> tuple[torch.Tensor, torch.Tensor]:
     """The pairs of DEGENERATE as two float64 tensors of shape (len(DEGENERATE), 4)."""
-    return tuple(torch.tensor(boxes, dtype=torch.float64) for boxes in zip(*DEGENERATE))
+    return tuple(
+        torch.tensor(boxes, dtype=torch.float64) for boxes in zip(*DEGENERATE, strict=True)
+    )
 
 
 def grid_pairs(num_pairs: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,7 +70,7 @@ def grid_pairs(num_pairs: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 def all_pairs() -> tuple[torch.Tensor, torch.Tensor]:
     """4000 random pairs, 2000 grid pairs and the degenerate pairs, float64."""
     samples = [random_pairs(4000, seed=10), grid_pairs(2000, seed=11), degenerate_pairs()]
-    return tuple(torch.cat(boxes) for boxes in zip(*samples))
+    return tuple(torch.cat(boxes) for boxes in zip(*samples, strict=True))
 
 
 # (name, params) for every fused loss, and focal_eiou with a second gamma (0^0 = 1 included).
@@ -136,12 +138,14 @@ def test_batch_shape_non_contiguous_input_and_no_recompilation():
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     for size, eps in [(700, 1e-7), (333, 1e-5), (fast_path.MIN_PAIRS // 2, 1e-9)]:
         ours = _value_and_grads(
-            lambda a, b: box_regression_loss("diou", a, b, eps=eps),
+            lambda a, b, eps=eps: box_regression_loss("diou", a, b, eps=eps),
             pred[:, :size],
             target[:, :size],
         )
         reference = _value_and_grads(
-            lambda a, b: BOX_LOSSES["diou"].fn(a, b, eps=eps), pred[:, :size], target[:, :size]
+            lambda a, b, eps=eps: BOX_LOSSES["diou"].fn(a, b, eps=eps),
+            pred[:, :size],
+            target[:, :size],
         )
         assert ours[0].shape == (2, size)
         _assert_same(ours, reference)
