@@ -17,16 +17,18 @@ Switch: the environment variable ``FOCAL_EIOU_D2_FAST_PATH=0`` (read at import) 
 :func:`set_fast_path`. Query: :func:`select_path`, :func:`path_counts`, :func:`compile_error`.
 
 Compilation happens lazily on the first call for each (loss, dtype, device), takes seconds, and is
-cached by ``torch.compile`` (and on disk by inductor); a new gamma compiles once more. Any
-exception while compiling or running the compiled kernel, other than running out of memory,
-switches compilation off for the process with one warning; that call and all later ones use the
-reference path, which raises the error again if it did not come from compilation.
+cached by ``torch.compile`` (and on disk by inductor). N, eps and gamma are dynamic; the first call
+with a non-default gamma, or under ``torch.inference_mode``, compiles once more. Any exception
+while compiling or running the compiled kernel, other than running out of memory, switches
+compilation off for the process with one warning; that call and all later ones use the reference
+path, which raises the error again if it did not come from compilation.
 
 The gradient is not differentiable: a backward with ``create_graph=True`` (double backward,
 gradgradcheck) through the fast path raises an error that names the switch.
 """
 
 import functools
+import inspect
 import logging
 import os
 from collections import Counter
@@ -37,7 +39,7 @@ from typing import Optional
 import torch
 
 from . import fused_iou
-from .focal_eiou import _check_gamma
+from .focal_eiou import _check_gamma, focal_eiou_loss
 from .loss_utils import reduce_loss, upcast_float
 
 logger = logging.getLogger(__name__)
@@ -61,6 +63,8 @@ pairs up, but below a few thousand pairs it saves well under 1 ms per call
 tiny calls (unit tests, a single image) stay on the reference path. Inductor would specialize
 sizes 0 and 1 anyway."""
 
+_DEFAULT_GAMMA = inspect.signature(focal_eiou_loss).parameters["gamma"].default
+
 _state = {
     "enabled": os.environ.get("FOCAL_EIOU_D2_FAST_PATH", "1").lower() not in ("0", "false", "off"),
     "compile_error": None,
@@ -72,7 +76,8 @@ def set_fast_path(enabled: bool) -> bool:
     """Switch the fast path on or off for the process.
 
     Args:
-        enabled (bool): False makes ``box_regression_loss`` always use the reference path.
+        enabled (bool): False makes ``box_regression_loss`` always use the reference path. True
+            does not undo a compilation failure (see :func:`compile_error`).
 
     Returns:
         bool: the previous setting.
@@ -167,10 +172,12 @@ class _FusedBoxLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pred, target, kernel):
         """pred, target: Tensor[N, 4]; kernel: (pred, target) -> (loss[N], dL/dpred[N, 4])."""
-        # Detached, so that the compiled kernel's guards do not depend on requires_grad.
+        # Detached and without autocast (float32 is what the reference computes in under autocast
+        # too), so that neither requires_grad nor autocast makes the compiled kernel recompile.
         pred, target = pred.detach().contiguous(), target.detach().contiguous()
-        loss, grad_pred = kernel(pred, target)
-        grad_target = kernel(target, pred)[1] if ctx.needs_input_grad[1] else None
+        with torch.autocast(pred.device.type, enabled=False):
+            loss, grad_pred = kernel(pred, target)
+            grad_target = kernel(target, pred)[1] if ctx.needs_input_grad[1] else None
         ctx.save_for_backward(grad_pred if ctx.needs_input_grad[0] else None, grad_target)
         return loss
 
@@ -192,8 +199,15 @@ def _compiled_loss(
 ) -> Optional[torch.Tensor]:
     """The loss through the compiled kernel; None if compilation failed (then switched off)."""
     kernel_params = {key: value for key, value in params.items() if key != "detach_weight"}
-    if "gamma" in kernel_params:
-        _check_gamma(kernel_params["gamma"])
+    if name == "focal_eiou":
+        gamma = kernel_params.get("gamma", _DEFAULT_GAMMA)
+        _check_gamma(gamma)
+        # The default gamma, 0.5, compiles as a constant (the power becomes a square root, about
+        # 1.5 ms faster per 10^6 pairs); any other as a tensor, so that a new value does not
+        # compile again (the float eps is dynamic as is).
+        kernel_params["gamma"] = (
+            gamma if gamma == _DEFAULT_GAMMA else torch.tensor(gamma, dtype=torch.float64)
+        )
     pred, target = upcast_float(pred), upcast_float(target)
     kernel = _compiled_kernel(name, pred.dtype, pred.device)
     try:
@@ -220,18 +234,20 @@ def _compiled_loss(
 def _compiled_kernel(name: str, dtype: torch.dtype, device: torch.device) -> Callable:
     """The compiled kernel of ``name`` for one (dtype, device), created once.
 
-    ``torch.compile`` compiles lazily, at the first call, with the batch size dynamic. Inductor's
-    C++ backend declines to vectorize a loop that reads and writes (N, 4) boxes with stride 4
-    unless its tiling heuristics are off; vectorized, the kernel runs about 6x faster.
+    ``torch.compile`` compiles lazily, at the first call, with the batch size dynamic. Two options
+    of inductor's C++ backend matter: its tiling heuristics decline to vectorize a loop that reads
+    and writes (N, 4) boxes with stride 4 (vectorized, the kernel runs about 6x faster), and
+    without dynamic threads it decides on multithreading from the first call's N (and the thread
+    count) for good.
     """
     from torch._inductor import config  # here, not at the top: importing inductor takes seconds
 
-    options = {"cpp.enable_tiling_heuristics": False}
+    options = {"cpp.enable_tiling_heuristics": False, "cpp.dynamic_threads": True}
     return torch.compile(
         FUSED_LOSSES[name],
         dynamic=True,
         fullgraph=True,
-        options=options if hasattr(config.cpp, "enable_tiling_heuristics") else None,
+        options={key: value for key, value in options.items() if hasattr(config, key)},
     )
 
 

@@ -4,8 +4,8 @@ Each ``*_with_grad`` function returns the per-pair loss and its gradient with re
 predicted box, computed together from the same intermediates. They reproduce the reference
 implementations (``iou_losses.py``, ``focal_eiou.py``) exactly: same eps placement, inverted
 boxes with zero extent, autograd's conventions at kinks (``torch.where`` passes the gradient at
-an extent of exactly 0, ``maximum``/``minimum`` split it in half on ties, ``clamp(min=eps)``
-blocks it at h <= eps), CIoU's alpha and Focal-EIoU's weight IoU^gamma as constants.
+an extent of exactly 0, ``maximum``/``minimum`` split it in half on ties, the height bound of
+CIoU blocks it at h <= eps), CIoU's alpha and Focal-EIoU's weight IoU^gamma as constants.
 
 Every loss here is symmetric in its two boxes, so the gradient with respect to the target is the
 same function with the boxes swapped. The functions are plain tensor code: they run eagerly and
@@ -168,13 +168,13 @@ def eiou_with_grad(
 
 
 def focal_eiou_with_grad(
-    pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-7, gamma: float = 0.5
+    pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-7, gamma: Partial = 0.5
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Focal-EIoU loss (Eq. 10), IoU^gamma * L_EIoU with the weight constant, and its gradient.
 
     Args:
         pred, target, eps: as :func:`iou_with_grad`.
-        gamma (float): focusing exponent, >= 0.
+        gamma (float or Tensor[]): focusing exponent, >= 0.
 
     Returns:
         tuple[Tensor[N], Tensor[N, 4]]: the loss and dL/dpred.

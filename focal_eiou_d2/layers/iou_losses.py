@@ -123,8 +123,15 @@ def _aspect_ratio_penalty(geometry: BoxPairGeometry, eps: float) -> torch.Tensor
     """v = 4 / pi^2 * (atan(w_gt / h_gt) - atan(w / h))^2 of CIoU (Eq. 5).
 
     Clamping the heights to >= eps (rather than adding eps) keeps v bit-identical to the
-    unguarded formula for every box taller than eps.
+    unguarded formula for every box taller than eps. The clamp is written out so that a height of
+    exactly eps gets no gradient on every torch version (``clamp``'s own gradient at its bound
+    changed between releases: 2.11 passes it, 2.14 blocks it).
     """
-    angle1 = torch.atan(geometry.width1 / geometry.height1.clamp(min=eps))
-    angle2 = torch.atan(geometry.width2 / geometry.height2.clamp(min=eps))
+    angle1 = torch.atan(geometry.width1 / _at_least(geometry.height1, eps))
+    angle2 = torch.atan(geometry.width2 / _at_least(geometry.height2, eps))
     return 4 / math.pi**2 * (angle2 - angle1) ** 2
+
+
+def _at_least(value: torch.Tensor, bound: float) -> torch.Tensor:
+    """max(value, bound), with zero gradient where value <= bound."""
+    return torch.where(value > bound, value, bound)

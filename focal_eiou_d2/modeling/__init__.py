@@ -1,5 +1,9 @@
 """Detectron2 components using focal_eiou_d2's losses; importing registers them."""
 
+from .backbone import (
+    build_narrow_resnet_fpn_backbone,
+    build_narrow_retinanet_resnet_fpn_backbone,
+)
 from .box_loss import BoxRegressionLoss
 from .fast_rcnn import FocalEIoUFastRCNNOutputLayers
 from .retinanet import FocalEIoURetinaNet
@@ -13,4 +17,6 @@ __all__ = [
     "FocalEIoURPN",
     "FocalEIoURetinaNet",
     "FocalEIoUStandardROIHeads",
+    "build_narrow_resnet_fpn_backbone",
+    "build_narrow_retinanet_resnet_fpn_backbone",
 ]

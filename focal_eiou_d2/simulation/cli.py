@@ -78,7 +78,13 @@ def _add_run(commands) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("--setup", choices=sorted(SETUPS), default="setup1", help="%(default)s")
+    run.add_argument(
+        "--setup",
+        choices=sorted(SETUPS),
+        default="setup1",
+        help="; ".join(f"{name}: {spec.description}" for name, spec in SETUPS.items())
+        + " (default: setup1)",
+    )
     run.add_argument(
         "--losses",
         nargs="+",

@@ -143,13 +143,13 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     base = build_cfg(args.config_file, args.opts)
-    results, thresholds = {}, None
-    for loss in args.losses:
-        for seed in args.seeds:
+    results, thresholds = {loss: [] for loss in args.losses}, None
+    for seed in args.seeds:  # seed by seed, so that a partial ablation covers every loss
+        for loss in args.losses:
             run_dir = os.path.join(args.output_dir, loss, f"seed{seed}")
             opts = [*args.opts, *run_opts(base, loss, seed, run_dir)]
             saved = run_one(args.config_file, opts)
-            results.setdefault(loss, []).append(saved)
+            results[loss].append(saved)
             thresholds = saved["iou_thresholds"]
     meta = {"config_file": args.config_file, "opts": args.opts, "seeds": list(args.seeds)}
     meta["model"] = f"{base.MODEL.META_ARCHITECTURE} ({loss_type(base)} in the config)"

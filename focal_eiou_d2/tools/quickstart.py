@@ -6,7 +6,7 @@ Generates the dataset if needed, trains the model of ``--config-file`` (resuming
 checkpoint after an interruption), evaluates it on ``shapes_val`` with ``COCOEvaluator``, prints
 the AP table, writes a few validation images with their detections, and saves everything under the
 config's OUTPUT_DIR. A finished run with an unchanged config is not repeated: its results are
-printed again (``--force`` retrains).
+printed again (``--force`` retrains from scratch).
 """
 
 import argparse
@@ -29,6 +29,8 @@ from focal_eiou_d2.visualization.draw import draw_detections
 
 DEFAULT_CONFIG = "configs/quickstart/retinanet_R_18_FPN_shapes_focal_eiou.yaml"
 RESULTS_FILE = "quickstart_results.json"
+# Digest of the config the checkpoints in OUTPUT_DIR were trained with.
+TRAINING_DIGEST_FILE = "training_config_digest.txt"
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 logger = logging.getLogger("focal_eiou_d2.quickstart")
 
@@ -64,16 +66,36 @@ def cached_results(cfg, path):
     return saved
 
 
-def train_and_evaluate(cfg):
-    """Train (resuming from the last checkpoint, if any) and evaluate on ``cfg.DATASETS.TEST``.
+def can_resume(cfg):
+    """Whether the checkpoints in OUTPUT_DIR were trained with exactly this config."""
+    path = os.path.join(cfg.OUTPUT_DIR, TRAINING_DIGEST_FILE)
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        return f.read().strip() == config_digest(cfg)
+
+
+def train_and_evaluate(cfg, force=False):
+    """Train and evaluate on ``cfg.DATASETS.TEST``.
+
+    Resumes from the last checkpoint of an interrupted run of the same config; checkpoints of
+    another config (or any, with ``force``) are ignored and training starts from iteration 0.
 
     Returns:
         dict: the ``bbox`` metrics of ``COCOEvaluator`` (AP, AP50, ..., AP-<class>).
     """
     for name in (*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST):
         DatasetCatalog.get(name)  # generates the embedded dataset on first use, with progress
+    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    resume = not force and can_resume(cfg)
+    if not resume and os.path.exists(os.path.join(cfg.OUTPUT_DIR, "last_checkpoint")):
+        logger.warning(
+            f"not resuming the checkpoints in {cfg.OUTPUT_DIR}: another config trained them"
+        )
+    with open(os.path.join(cfg.OUTPUT_DIR, TRAINING_DIGEST_FILE), "w") as f:
+        f.write(config_digest(cfg))
     trainer = FocalEIoUTrainer(cfg)
-    trainer.resume_or_load(resume=True)
+    trainer.resume_or_load(resume=resume)
     results = trainer.train()
     return results["bbox"]
 
@@ -131,7 +153,7 @@ def run(cfg, force=False, num_visualizations=4):
     path = os.path.join(cfg.OUTPUT_DIR, RESULTS_FILE)
     saved = None if force else cached_results(cfg, path)
     if saved is None:
-        metrics = train_and_evaluate(cfg)
+        metrics = train_and_evaluate(cfg, force)
         saved = {
             "config_digest": config_digest(cfg),
             "bbox": metrics,

@@ -1,8 +1,8 @@
 """The compiled fast path computes exactly the reference losses, and is chosen when it should be.
 
 Compilation dominates the cost of this file: each fused loss compiles once in float64 (dynamic
-batch size) and every test reuses it; eiou also compiles in float32 and focal_eiou for a second
-gamma.
+batch size, eps and gamma) and every test reuses it; focal_eiou compiles a second time for
+non-default gammas and eiou also compiles in float32.
 """
 
 import inspect
@@ -116,6 +116,20 @@ def test_compiled_path_matches_reference(name, params):
     _assert_same(ours, reference)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("name", list(FUSED_LOSSES))
+def test_compiled_path_on_cuda_matches_reference(name, dtype):
+    pred, target = (boxes.to("cuda", dtype) for boxes in all_pairs())
+    assert select_path(name, pred, target) == "compiled"
+    before = _compiled_calls()
+    ours = _value_and_grads(lambda a, b: box_regression_loss(name, a, b), pred, target)
+    assert _compiled_calls() == before + 1, compile_error()
+    reference = _value_and_grads(BOX_LOSSES[name].fn, pred, target)
+    tolerance = TOLERANCE if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-5)
+    _assert_same(ours, reference, **tolerance)
+
+
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
 @pytest.mark.parametrize("name", ["giou", "focal_eiou"])
 def test_compiled_reductions_and_pred_only_gradient(name, reduction):
@@ -130,26 +144,35 @@ def test_compiled_reductions_and_pred_only_gradient(name, reduction):
     _assert_same((loss, grad), (reference, reference_grad))
 
 
-def test_batch_shape_non_contiguous_input_and_no_recompilation():
-    # Shape (2, 700, 4) from a strided view; new sizes and eps reuse the compiled kernel.
+def test_batch_shape_strided_input_and_no_recompilation():
+    # A strided (2, n, 4) view of (2, 700, 8) boxes; new sizes and eps reuse the compiled kernel.
     pred, target = random_pairs(1400, seed=13)
-    pred = torch.cat([pred, pred], dim=-1).reshape(2, 700, 8)[..., 2:6].requires_grad_(True)
+    wide = torch.cat([pred, pred], dim=-1).reshape(2, 700, 8).requires_grad_(True)
     target = target.reshape(2, 700, 4)
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     for size, eps in [(700, 1e-7), (333, 1e-5), (fast_path.MIN_PAIRS // 2, 1e-9)]:
-        ours = _value_and_grads(
-            lambda a, b, eps=eps: box_regression_loss("diou", a, b, eps=eps),
-            pred[:, :size],
-            target[:, :size],
+        view = wide[:, :size, 2:6]
+        assert not view.is_contiguous()
+        before = _compiled_calls()
+        ours = box_regression_loss("diou", view, target[:, :size], eps=eps)
+        assert _compiled_calls() == before + 1 and ours.shape == (2, size)
+        reference = BOX_LOSSES["diou"].fn(view, target[:, :size], eps=eps)
+        _assert_same(
+            (ours, *torch.autograd.grad(ours.sum(), wide)),
+            (reference, *torch.autograd.grad(reference.sum(), wide)),
         )
-        reference = _value_and_grads(
-            lambda a, b, eps=eps: BOX_LOSSES["diou"].fn(a, b, eps=eps),
-            pred[:, :size],
-            target[:, :size],
-        )
-        assert ours[0].shape == (2, size)
-        _assert_same(ours, reference)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] <= graphs + 1
+
+
+def test_new_gamma_and_eps_do_not_recompile():
+    pred, target = random_pairs(300, seed=21)
+    box_regression_loss("focal_eiou", pred, target, gamma=1.0)  # compiles the non-default gamma
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    for gamma, eps in [(0.25, 1e-9), (1.5, 1e-7), (2.0, 1e-5)]:
+        ours = box_regression_loss("focal_eiou", pred, target, gamma=gamma, eps=eps)
+        reference = BOX_LOSSES["focal_eiou"].fn(pred, target, gamma=gamma, eps=eps)
+        torch.testing.assert_close(ours, reference, **TOLERANCE)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
@@ -162,6 +185,16 @@ def test_float32_and_half_precision(dtype):
     reference = _value_and_grads(BOX_LOSSES["eiou"].fn, pred, target)
     assert ours[0].dtype == torch.float32 and ours[1].dtype == dtype
     _assert_same(ours, reference, rtol=1e-3 if dtype == torch.float16 else 1e-4, atol=1e-5)
+
+
+def test_autocast_leaves_the_loss_in_float32():
+    pred, target = (boxes.float() for boxes in random_pairs(1000, seed=20))
+    before = _compiled_calls()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = _value_and_grads(lambda a, b: box_regression_loss("eiou", a, b), pred, target)
+    assert _compiled_calls() == before + 1
+    reference = _value_and_grads(BOX_LOSSES["eiou"].fn, pred, target)
+    _assert_same(ours, reference, rtol=1e-4, atol=1e-5)
 
 
 def test_double_backward_raises():

@@ -55,6 +55,15 @@ def test_changed_config_is_not_served_from_cache(finished_run):
     assert quickstart.cached_results(changed, path) is None
 
 
+def test_checkpoints_of_another_config_are_not_resumed(finished_run):
+    cfg, _ = finished_run
+    changed = cfg.clone()
+    changed.defrost()
+    changed.SOLVER.BASE_LR = 0.005
+    assert quickstart.can_resume(cfg)
+    assert not quickstart.can_resume(changed)
+
+
 def test_table_lists_ap_and_per_class_ap():
     metrics = {k: 10.0 for k in quickstart.AP_KEYS} | {"AP-ring": 55.5}
     table = quickstart.format_table("RetinaNet (focal_eiou)", metrics)
