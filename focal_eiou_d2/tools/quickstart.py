@@ -50,7 +50,14 @@ def build_cfg(config_file, opts=(), output_dir=None):
 
 
 def config_digest(cfg):
-    """A short hash of the whole config: results are reused only for the very same config."""
+    """A short hash of the config: results are reused only for the very same config.
+
+    OUTPUT_DIR is left out: where a run is saved does not change it, so a moved or copied run
+    directory stays valid.
+    """
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.OUTPUT_DIR = ""
     return hashlib.sha256(cfg.dump().encode()).hexdigest()[:16]
 
 

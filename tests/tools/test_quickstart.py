@@ -55,6 +55,17 @@ def test_changed_config_is_not_served_from_cache(finished_run):
     assert quickstart.cached_results(changed, path) is None
 
 
+def test_digest_ignores_the_output_directory_only(finished_run):
+    cfg, _ = finished_run
+    moved, changed = cfg.clone(), cfg.clone()
+    moved.defrost()
+    moved.OUTPUT_DIR = "elsewhere"
+    changed.defrost()
+    changed.SEED = cfg.SEED + 1
+    assert quickstart.config_digest(moved) == quickstart.config_digest(cfg)
+    assert quickstart.config_digest(changed) != quickstart.config_digest(cfg)
+
+
 def test_checkpoints_of_another_config_are_not_resumed(finished_run):
     cfg, _ = finished_run
     changed = cfg.clone()
