@@ -11,6 +11,8 @@ follow the paper (Sec. 5.2): 1.0 for the l_n-norm losses, 2.5 for the IoU-based 
 
 Writes ``table.md`` and ``table.json`` (mean +- sample standard deviation over seeds of AP, AP50,
 AP75, APs, APm, APl) and ``ap_vs_iou.png`` (mean AP at each IoU threshold per loss).
+``--finished-only`` writes them from the runs finished so far, training none (the ``seeds``
+column says how many runs each row averages).
 """
 
 import argparse
@@ -45,11 +47,12 @@ def run_opts(cfg, loss, seed, output_dir):
     ]  # fmt: skip
 
 
-def run_one(config_file, opts):
+def run_one(config_file, opts, train=True):
     """Train and evaluate one run in a fresh process; return its saved results.
 
     Returns:
-        dict: the run's ``quickstart_results.json``.
+        dict or None: the run's ``quickstart_results.json``; None for a run that has not finished
+        when ``train`` is False.
     """
     cfg = build_cfg(config_file, opts)
     path = os.path.join(cfg.OUTPUT_DIR, RESULTS_FILE)
@@ -57,6 +60,9 @@ def run_one(config_file, opts):
     if saved is not None:
         print(f"[ablate] {cfg.OUTPUT_DIR}: finished earlier, skipped", flush=True)
         return saved
+    if not train:
+        print(f"[ablate] {cfg.OUTPUT_DIR}: not finished, left out", flush=True)
+        return None
     print(f"[ablate] {cfg.OUTPUT_DIR}: training", flush=True)
     command = [sys.executable, "-m", "focal_eiou_d2.tools.quickstart", "--config-file"]
     command += [config_file, "--num-visualizations", "0", *opts]
@@ -136,6 +142,9 @@ def parse_args(argv=None):
     parser.add_argument("--losses", nargs="+", default=DEFAULT_LOSSES, choices=sorted(BOX_LOSSES))
     parser.add_argument("--seeds", nargs="+", type=int, default=(0, 1, 2))
     parser.add_argument("--output-dir", default="output/ablation")
+    parser.add_argument(
+        "--finished-only", action="store_true", help="tabulate the runs finished so far; train none"
+    )
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
     return parser.parse_args(argv)
 
@@ -148,9 +157,13 @@ def main(argv=None):
         for loss in args.losses:
             run_dir = os.path.join(args.output_dir, loss, f"seed{seed}")
             opts = [*args.opts, *run_opts(base, loss, seed, run_dir)]
-            saved = run_one(args.config_file, opts)
-            results[loss].append(saved)
-            thresholds = saved["iou_thresholds"]
+            saved = run_one(args.config_file, opts, train=not args.finished_only)
+            if saved is not None:
+                results[loss].append(saved)
+                thresholds = saved["iou_thresholds"]
+    results = {loss: runs for loss, runs in results.items() if runs}
+    if not results:
+        raise SystemExit("[ablate] no finished run to tabulate")
     meta = {"config_file": args.config_file, "opts": args.opts, "seeds": list(args.seeds)}
     meta["model"] = f"{base.MODEL.META_ARCHITECTURE} ({loss_type(base)} in the config)"
     print(write_outputs(summarize(results), thresholds, meta, args.output_dir))

@@ -12,9 +12,9 @@ from focal_eiou_d2.tools.ablate import format_markdown, loss_weight, summarize
 CONFIG = "configs/quickstart/retinanet_R_18_FPN_shapes.yaml"
 
 
-def run_ablation(tmp_path, losses, seeds):
+def run_ablation(tmp_path, losses, seeds, *options):
     command = [sys.executable, "-m", "focal_eiou_d2.tools.ablate", "--config-file", CONFIG]
-    command += ["--losses", *losses, "--seeds", *map(str, seeds)]
+    command += ["--losses", *losses, "--seeds", *map(str, seeds), *options]
     command += ["--output-dir", str(tmp_path / "ablation"), *SMOKE_OPTS]
     env = {**os.environ, "DETECTRON2_DATASETS": str(tmp_path / "datasets")}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -32,6 +32,9 @@ def test_runs_tabulates_and_resumes(tmp_path):
     assert "| focal_eiou | 2 |" in (tmp_path / "ablation" / "table.md").read_text()
 
     (tmp_path / "ablation" / "focal_eiou" / "seed1" / "quickstart_results.json").unlink()
+    partial = run_ablation(tmp_path, ["focal_eiou"], [0, 1], "--finished-only")
+    assert "seed1: not finished, left out" in partial and ": training" not in partial
+    assert "| focal_eiou | 1 |" in (tmp_path / "ablation" / "table.md").read_text()
     second = run_ablation(tmp_path, ["focal_eiou"], [0, 1])
     assert "seed0: finished earlier, skipped" in second
     assert second.count(": training") == 1
