@@ -19,6 +19,7 @@ import cv2
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import DefaultPredictor
+from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 
 from focal_eiou_d2 import add_focal_eiou_config
@@ -101,10 +102,21 @@ def train_and_evaluate(cfg, force=False):
         )
     with open(os.path.join(cfg.OUTPUT_DIR, TRAINING_DIGEST_FILE), "w") as f:
         f.write(config_digest(cfg))
-    trainer = FocalEIoUTrainer(cfg)
+    trainer = build_trainer(cfg)
     trainer.resume_or_load(resume=resume)
     results = trainer.train()
     return results["bbox"]
+
+
+def build_trainer(cfg):
+    """The trainer of ``cfg``, built after seeding the random generators with ``cfg.SEED``.
+
+    Seeding first makes the initial weights and the order and augmentation of the training
+    batches depend on SEED only, as ``train_net.py`` does through Detectron2's ``default_setup``
+    (a negative SEED draws a random one).
+    """
+    seed_all_rng(None if cfg.SEED < 0 else cfg.SEED)
+    return FocalEIoUTrainer(cfg)
 
 
 def ap_per_iou_threshold(cfg):

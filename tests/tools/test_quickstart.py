@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+import torch
 from tiny_models import SMOKE_OPTS
 
 from focal_eiou_d2.data import MINI_SPEC, register_shapes
@@ -79,3 +80,26 @@ def test_table_lists_ap_and_per_class_ap():
     metrics = {k: 10.0 for k in quickstart.AP_KEYS} | {"AP-ring": 55.5}
     table = quickstart.format_table("RetinaNet (focal_eiou)", metrics)
     assert "| AP | AP50 |" in table and "AP-ring" in table and "55.5" in table
+
+
+def _initial_state(cfg):
+    """Initial weights and first batch's boxes of a freshly built trainer."""
+    torch.manual_seed(torch.seed())  # whatever ran before must not matter
+    trainer = quickstart.build_trainer(cfg)
+    weights = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+    batch = next(trainer._trainer._data_loader_iter)
+    boxes = torch.cat([item["instances"].gt_boxes.tensor.flatten() for item in batch])
+    return weights, boxes
+
+
+def test_seed_decides_initial_weights_and_batches(finished_run):
+    cfg, _ = finished_run
+    other = cfg.clone()
+    other.defrost()
+    other.SEED = cfg.SEED + 1
+    weights, boxes = _initial_state(cfg)
+    weights_again, boxes_again = _initial_state(cfg)
+    weights_other, _ = _initial_state(other)
+    assert torch.equal(weights, weights_again)
+    assert torch.equal(boxes, boxes_again)
+    assert not torch.equal(weights, weights_other)
