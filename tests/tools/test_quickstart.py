@@ -84,7 +84,7 @@ def test_table_lists_ap_and_per_class_ap():
 
 def _initial_state(cfg):
     """Initial weights and first batch's boxes of a freshly built trainer."""
-    torch.manual_seed(torch.seed())  # whatever ran before must not matter
+    torch.seed()  # reseed at random: whatever ran before must not matter
     trainer = quickstart.build_trainer(cfg)
     weights = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
     batch = next(trainer._trainer._data_loader_iter)
