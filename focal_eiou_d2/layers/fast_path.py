@@ -2,9 +2,9 @@
 
 The fast path evaluates a loss of :mod:`.fused_iou` (value and closed-form gradient in one pass)
 compiled by ``torch.compile`` (inductor, dynamic batch size) inside a ``torch.autograd.Function``
-whose backward only scales the saved gradient. It computes the same function as the reference
-implementations, which it leaves untouched: ``eiou_loss`` and the others stay pure autograd code,
-only the dispatch ``box_regression_loss`` takes the fast path.
+whose backward only scales, in place, the gradient the forward computed. It computes the same
+function as the reference implementations, which it leaves untouched: ``eiou_loss`` and the others
+stay pure autograd code, only the dispatch ``box_regression_loss`` takes the fast path.
 
 Selection (:func:`select_path`): "compiled" for the names of :data:`FUSED_LOSSES` when the switch
 is on, the reduction is "none", "sum" or "mean", focal_eiou's weight is detached, both boxes are
@@ -161,24 +161,25 @@ def box_loss(
 
 
 class _FusedBoxLoss(torch.autograd.Function):
-    """Per-pair loss of N pairs whose forward also computes the gradient, saved for backward.
+    """Per-pair loss of N pairs whose forward also computes the gradient, kept for backward.
 
-    Saving dL/dpred (4 values per pair) costs less memory than the intermediates autograd would
-    keep and spares the backward a second pass over the boxes. The gradient with respect to the
-    target is the same kernel with the boxes swapped (every fused loss is symmetric), computed
+    Keeping dL/dpred (4 values per pair) costs less memory than the intermediates autograd would
+    keep and spares the backward a second pass over the boxes. The backward scales that buffer in
+    place and hands it over as the result, so it allocates nothing; a second backward through a
+    retained graph finds the buffer gone and runs the kernel again. The gradient with respect to
+    the target is the same kernel with the boxes swapped (every fused loss is symmetric), computed
     only if the target requires grad.
     """
 
     @staticmethod
     def forward(ctx, pred, target, kernel):
         """pred, target: Tensor[N, 4]; kernel: (pred, target) -> (loss[N], dL/dpred[N, 4])."""
-        # Detached and without autocast (float32 is what the reference computes in under autocast
-        # too), so that neither requires_grad nor autocast makes the compiled kernel recompile.
-        pred, target = pred.detach().contiguous(), target.detach().contiguous()
-        with torch.autocast(pred.device.type, enabled=False):
-            loss, grad_pred = kernel(pred, target)
-            grad_target = kernel(target, pred)[1] if ctx.needs_input_grad[1] else None
-        ctx.save_for_backward(grad_pred if ctx.needs_input_grad[0] else None, grad_target)
+        loss, grad_pred = _run_kernel(kernel, pred, target)
+        grad_target = _run_kernel(kernel, target, pred)[1] if ctx.needs_input_grad[1] else None
+        ctx.save_for_backward(pred, target)
+        ctx.kernel = kernel
+        # Not in save_for_backward: these buffers are the backward's to modify and give away.
+        ctx.buffers = (grad_pred if ctx.needs_input_grad[0] else None, grad_target)
         return loss
 
     @staticmethod
@@ -189,9 +190,27 @@ class _FusedBoxLoss(torch.autograd.Function):
                 "focal_eiou_d2's fast path does not support double backward (create_graph=True); "
                 "switch it off with set_fast_path(False) or FOCAL_EIOU_D2_FAST_PATH=0"
             )
-        grad_loss = grad_loss.unsqueeze(-1)
-        grads = tuple(None if grad is None else grad_loss * grad for grad in ctx.saved_tensors)
-        return grads + (None,)
+        pred, target = ctx.saved_tensors
+        buffers, ctx.buffers = ctx.buffers, (None, None)
+        grads = []
+        for index, (boxes, other) in enumerate(((pred, target), (target, pred))):
+            grad = buffers[index]
+            if grad is None and ctx.needs_input_grad[index]:
+                grad = _run_kernel(ctx.kernel, boxes, other)[1]
+            grads.append(None if grad is None else grad.mul_(grad_loss.unsqueeze(-1)))
+        return grads[0], grads[1], None
+
+
+def _run_kernel(
+    kernel: Callable, boxes: torch.Tensor, other: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``kernel(boxes, other)`` on detached contiguous boxes, outside autocast.
+
+    Detached and without autocast (float32 is what the reference computes in under autocast too),
+    so that neither requires_grad nor autocast makes the compiled kernel recompile.
+    """
+    with torch.autocast(boxes.device.type, enabled=False):
+        return kernel(boxes.detach().contiguous(), other.detach().contiguous())
 
 
 def _compiled_loss(

@@ -205,6 +205,27 @@ def test_double_backward_raises():
         torch.autograd.grad(loss, pred, create_graph=True)
 
 
+def test_retained_graph_backward_twice_with_weights():
+    """The first backward gives its buffers away (scaled in place); the second recomputes them.
+    Changing the first result in place must not change the second."""
+    pred, target = random_pairs(600, seed=17)
+    pred.requires_grad_(True)
+    target.requires_grad_(True)
+    weights = torch.rand(600, generator=torch.Generator().manual_seed(18), dtype=torch.float64)
+    before = _compiled_calls()
+    loss = box_regression_loss("focal_eiou", pred, target)
+    assert _compiled_calls() == before + 1
+    first = torch.autograd.grad(loss, [pred, target], weights, retain_graph=True)
+    expected = [grad.clone() for grad in first]
+    for grad in first:
+        grad.zero_()
+    second = torch.autograd.grad(loss, [pred, target], weights)
+    reference_loss = BOX_LOSSES["focal_eiou"].fn(pred, target)
+    reference = torch.autograd.grad(reference_loss, [pred, target], weights)
+    _assert_same(second, expected)
+    _assert_same(expected, reference)
+
+
 def _reference_cases():
     pred, target = random_pairs(600, seed=16)
     few = fast_path.MIN_PAIRS - 1
