@@ -52,7 +52,7 @@ class PairGeometry(NamedTuple):
     y: AxisGeometry
     intersection: torch.Tensor
     union: torch.Tensor
-    union_eps_inv: torch.Tensor
+    union_eps: torch.Tensor
     iou: torch.Tensor
     centre_distance_sq: torch.Tensor
 
@@ -201,14 +201,14 @@ def pair_geometry(pred: torch.Tensor, target: torch.Tensor, eps: float) -> PairG
     x, y = _axis_geometry(x1, x2, x1g, x2g), _axis_geometry(y1, y2, y1g, y2g)
     intersection = x.overlap * y.overlap
     union = x.side * y.side + x.side_gt * y.side_gt - intersection
-    union_eps_inv = 1 / (union + eps)
+    union_eps = union + eps
     return PairGeometry(
         x=x,
         y=y,
         intersection=intersection,
         union=union,
-        union_eps_inv=union_eps_inv,
-        iou=intersection * union_eps_inv,
+        union_eps=union_eps,
+        iou=intersection / union_eps,
         centre_distance_sq=x.offset**2 + y.offset**2,
     )
 
@@ -226,8 +226,8 @@ def coordinate_gradient(pair: PairGeometry, partials: Partials) -> torch.Tensor:
     Returns:
         Tensor[N, 4]: dL/d(x1, y1, x2, y2) of the predicted box.
     """
-    d_union = partials.union - partials.iou * pair.iou * pair.union_eps_inv
-    d_intersection = partials.iou * pair.union_eps_inv - d_union
+    d_union = partials.union - partials.iou * pair.intersection / pair.union_eps**2
+    d_intersection = partials.iou / pair.union_eps - d_union
     d_x1, d_x2 = _axis_gradient(
         pair.x,
         d_side=partials.side[0] + d_union * pair.y.side,
@@ -297,13 +297,13 @@ def _centre_distance_penalty(pair: PairGeometry, eps: float) -> tuple[torch.Tens
 
     d/drho^2 = 1 / (c^2 + eps); d/dw_c = -2 w_c rho^2 / (c^2 + eps)^2.
     """
-    diagonal_eps_inv = 1 / (pair.x.enclosing**2 + pair.y.enclosing**2 + eps)
-    penalty = pair.centre_distance_sq * diagonal_eps_inv
-    d_diagonal = -2 * penalty * diagonal_eps_inv
+    diagonal_eps = pair.x.enclosing**2 + pair.y.enclosing**2 + eps
+    penalty = pair.centre_distance_sq / diagonal_eps
+    d_diagonal = -2 * penalty / diagonal_eps
     partials = Partials(
         iou=-1.0,
         enclosing=(d_diagonal * pair.x.enclosing, d_diagonal * pair.y.enclosing),
-        centre=diagonal_eps_inv,
+        centre=1 / diagonal_eps,
     )
     return penalty, partials
 
@@ -318,12 +318,11 @@ def _eiou(pair: PairGeometry, eps: float) -> tuple[torch.Tensor, Partials]:
     loss = 1 - pair.iou + penalty
     d_sides, d_enclosings = [], []
     for axis, d_enclosing in ((pair.x, partials.enclosing[0]), (pair.y, partials.enclosing[1])):
-        enclosing_eps_inv = 1 / (axis.enclosing**2 + eps)
-        side_difference = axis.side - axis.side_gt
-        side_penalty = side_difference**2 * enclosing_eps_inv
+        enclosing_eps = axis.enclosing**2 + eps
+        side_penalty = (axis.side - axis.side_gt) ** 2 / enclosing_eps
         loss = loss + side_penalty  # Eq. 7
-        d_sides.append(2 * side_difference * enclosing_eps_inv)
-        d_enclosings.append(d_enclosing - 2 * axis.enclosing * side_penalty * enclosing_eps_inv)
+        d_sides.append(2 * (axis.side - axis.side_gt) / enclosing_eps)
+        d_enclosings.append(d_enclosing - 2 * axis.enclosing * side_penalty / enclosing_eps)
     return loss, partials._replace(side=tuple(d_sides), enclosing=tuple(d_enclosings))
 
 
