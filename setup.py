@@ -18,6 +18,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.9",
     packages=find_packages(include=["focal_eiou_d2", "focal_eiou_d2.*"]),
+    # The C++ CPU kernels' source, compiled on first use (focal_eiou_d2/layers/cpu_kernel.py).
+    package_data={"focal_eiou_d2.layers": ["csrc/*.cpp"]},
     install_requires=[
         # torch and torchvision are not upgraded when already present; see scripts/setup_env.sh.
         "torch>=2.0",

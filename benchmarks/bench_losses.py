@@ -2,7 +2,8 @@
 
 For each N, every implementation computes the per-pair loss of N random valid float32 box pairs,
 sums it and takes the gradient with respect to the predictions: ours through
-``box_regression_loss`` on the compiled fast path and on the reference (autograd) path,
+``box_regression_loss`` on the fast path (on the CPU with its C++ kernels, and with the
+torch.compile kernels they replace) and on the reference (autograd) path,
 torchvision's and Detectron2's GIoU/DIoU/CIoU, and two memory-bandwidth references that move the
 13N floats a fused loss must touch at least (read pred and target, 8N; write the loss and the
 gradient, 5N): a copy of 6.5N floats (6.5N read + 6.5N written) with ``copy_`` into a
@@ -46,6 +47,7 @@ from torchvision.ops import (  # noqa: E402
 from focal_eiou_d2.layers import (  # noqa: E402
     FUSED_LOSSES,
     box_regression_loss,
+    cpu_kernel,
     fast_path,
     path_counts,
     set_fast_path,
@@ -84,6 +86,7 @@ class Candidate:
     name: str
     step: Callable[[], object]
     fast_path: Optional[bool] = None  # for ours: the fast path switch during the step
+    use_cpu_kernel: bool = True  # for ours: the C++ CPU kernels' switch during the step
 
     def run(self) -> str:
         """One step; returns the path our library took ("compiled", "reference") or "-"."""
@@ -91,6 +94,7 @@ class Candidate:
             self.step()
             return "-"
         set_fast_path(self.fast_path)
+        cpu_kernel.set_cpu_kernel(self.use_cpu_kernel)
         before = path_counts()
         self.step()
         taken = [path for path, count in path_counts().items() if count > before.get(path, 0)]
@@ -162,6 +166,9 @@ def candidates(args: argparse.Namespace, pairs: int, device: torch.device) -> li
     for name in args.losses:
         ours = loss_step(lambda a, b, name=name: box_regression_loss(name, a, b))
         found.append(Candidate(f"ours {name} (fast path)", ours, fast_path=True))
+        if device.type == "cpu" and name in cpu_kernel.CPU_LOSSES:
+            label = f"ours {name} (fast path, torch.compile)"
+            found.append(Candidate(label, ours, fast_path=True, use_cpu_kernel=False))
         found.append(Candidate(f"ours {name} (reference)", ours, fast_path=False))
     if not args.no_others:
         found += [Candidate(name, loss_step(fn)) for name, fn in OTHERS.items()]
@@ -279,6 +286,8 @@ def run_device(args: argparse.Namespace, device: torch.device) -> dict:
     print("\n".join(targets))
     if fast_path.compile_error() is not None:
         print(f"compilation failed, fast path off: {fast_path.compile_error()}")
+    if cpu_kernel.build_error() is not None:
+        print(f"the C++ CPU kernels failed to build: {cpu_kernel.build_error()}")
     return {"machine": info, "targets": targets, "results": [asdict(r) for r in results]}
 
 
@@ -287,11 +296,12 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     if args.min_pairs is not None:
         fast_path.MIN_PAIRS = args.min_pairs
-    previous = set_fast_path(True)
+    previous = set_fast_path(True), cpu_kernel.set_cpu_kernel(True)
     try:
         runs = [run_device(args, torch.device(device)) for device in args.devices]
     finally:
-        set_fast_path(previous)
+        set_fast_path(previous[0])
+        cpu_kernel.set_cpu_kernel(previous[1])
     if args.json:
         with open(args.json, "w") as output:
             json.dump({"args": vars(args), "runs": runs}, output, indent=1)
