@@ -9,7 +9,9 @@ CIoU blocks it at h <= eps), CIoU's alpha and Focal-EIoU's weight IoU^gamma as c
 
 Every loss here is symmetric in its two boxes, so the gradient with respect to the target is the
 same function with the boxes swapped. The functions are plain tensor code: they run eagerly and
-compile with ``torch.compile`` into one loop.
+compile with ``torch.compile`` into one loop. ``csrc/fused_iou_cpu.cpp`` transcribes them for the
+CPU (see :mod:`.cpu_kernel`): a change here must be made there too, in the same order of
+operations (tests/layers/test_cpu_kernel.py compares the two bit for bit).
 
 Notation (per pair and per axis, x shown): w = x2 - x1 (0 if negative), w_i the overlap,
 w_c the enclosing extent, dx the centre offset; I = w_i * h_i, U = w h + w_gt h_gt - I,
