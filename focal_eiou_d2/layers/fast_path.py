@@ -65,7 +65,9 @@ MIN_PAIRS = 256
 pairs up, but below a few thousand pairs it saves well under 1 ms per call
 (benchmarks/bench_losses.py), which takes thousands of calls to repay a compilation of seconds:
 tiny calls (unit tests, a single image) stay on the reference path. Inductor would specialize
-sizes 0 and 1 anyway."""
+sizes 0 and 1 anyway. The C++ CPU kernels compile nothing per call, but a lower threshold would
+move small batches (the quickstart RetinaNet's 150 to 250 positives) off the reference path and
+change their rounding, hence the README's trained numbers."""
 
 _DEFAULT_GAMMA = inspect.signature(focal_eiou_loss).parameters["gamma"].default
 

@@ -226,6 +226,19 @@ def test_retained_graph_backward_twice_with_weights():
     _assert_same(expected, reference)
 
 
+@pytest.mark.parametrize("scale", [1.0, 0.25, -3.0])
+def test_upstream_gradient_of_a_scaled_sum(scale):
+    # The upstream gradient of scale * loss.sum() reaches the backward as one value expanded to N
+    # (stride 0): scaled as a scalar, or not at all for 1.
+    pred, target = random_pairs(600, seed=20)
+    pred.requires_grad_(True)
+    before = _compiled_calls()
+    ours = torch.autograd.grad(scale * box_regression_loss("diou", pred, target).sum(), pred)
+    assert _compiled_calls() == before + 1
+    reference = torch.autograd.grad(scale * BOX_LOSSES["diou"].fn(pred, target).sum(), pred)
+    _assert_same(ours, reference)
+
+
 def _reference_cases():
     pred, target = random_pairs(600, seed=16)
     few = fast_path.MIN_PAIRS - 1
