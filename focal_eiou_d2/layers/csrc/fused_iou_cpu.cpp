@@ -223,8 +223,9 @@ int run_pass(const T* pred, const T* target, T eps, T* loss, T* grad, int64_t n,
 }
 
 // torch.maximum and torch.minimum return NaN for a NaN operand; checking that in every max and
-// min costs a fifth of the time, so the first pass ignores it and only finds out whether a NaN
-// occurred, and a second pass, which handles it exactly, runs only then.
+// min costs a fifth of the time, so the first pass ignores it and only records whether a loss
+// came out NaN (as it does for any NaN coordinate); only then a second pass, which handles NaN
+// exactly, computes the whole batch again.
 template <typename Loss, typename T>
 void run(const T* pred, const T* target, double eps, T* loss, T* grad, int64_t n, int threads) {
   const T eps_t = static_cast<T>(eps);
