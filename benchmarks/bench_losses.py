@@ -13,7 +13,9 @@ Time: median over rounds after warm-up; each round runs every implementation onc
 from other processes affects all of them alike. Peak memory: on CPU, the highest total of live
 tensor bytes allocated during one step, from the profiler's allocation events (inputs excluded,
 outputs and autograd's saved tensors included); on CUDA, ``torch.cuda.max_memory_allocated``
-above the bytes allocated before the step.
+above the bytes allocated before the step. Faults: the process's minor page faults per step
+(median; thousands mean the step's outputs landed in memory freshly mapped by the operating
+system).
 
     .venv/bin/python benchmarks/bench_losses.py
     .venv/bin/python benchmarks/bench_losses.py --losses eiou focal_eiou --json out.json
@@ -25,6 +27,7 @@ import json
 import math
 import os
 import platform
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -76,6 +79,7 @@ class Result:
     first_call_s: float
     ms: float
     peak_mb: float
+    faults: float  # minor page faults of the process per step (median over the timed rounds)
     speed_up: float = math.nan  # time of BASELINE / this time, at the same N
 
 
@@ -184,13 +188,20 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(candidate: Candidate, device: torch.device) -> tuple[float, str]:
-    """Seconds of one step, and the path it took."""
+def timed(candidate: Candidate, device: torch.device) -> tuple[float, str, int]:
+    """Seconds of one step, the path it took and the page faults it caused.
+
+    Page faults: a fresh allocation that glibc maps from the kernel anew (rather than reusing
+    memory freed earlier) faults once per 4 KiB page it touches, which can make a step several
+    times slower; the count shows when that happened.
+    """
     synchronize(device)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.perf_counter()
     path = candidate.run()
     synchronize(device)
-    return time.perf_counter() - start, path
+    seconds = time.perf_counter() - start
+    return seconds, path, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
 
 
 def peak_bytes(candidate: Candidate, device: torch.device) -> int:
@@ -221,15 +232,16 @@ def measure(args: argparse.Namespace, pairs: int, device: torch.device) -> list[
     rounds = {c.name: [] for c in found}
     for _ in range(args.repeats):
         for candidate in found:
-            rounds[candidate.name].append(timed(candidate, device)[0])
+            rounds[candidate.name].append(timed(candidate, device))
     results = [
         Result(
             name=c.name,
             pairs=pairs,
             path=first[c.name][1],
             first_call_s=first[c.name][0],
-            ms=1e3 * statistics.median(rounds[c.name]),
+            ms=1e3 * statistics.median(seconds for seconds, _, _ in rounds[c.name]),
             peak_mb=peak_bytes(c, device) / 2**20,
+            faults=statistics.median(faults for _, _, faults in rounds[c.name]),
         )
         for c in found
     ]
@@ -241,10 +253,11 @@ def measure(args: argparse.Namespace, pairs: int, device: torch.device) -> list[
 
 def print_table(results: list[Result]) -> None:
     header = f"{'implementation':<40}{'N':>9}{'path':>10}{'1st call s':>11}{'ms':>10}"
-    print(header + f"{'x tv CIoU':>10}{'peak MB':>10}{'B/pair':>8}")
+    print(header + f"{'x tv CIoU':>10}{'peak MB':>10}{'B/pair':>8}{'faults':>8}")
     for r in results:
         row = f"{r.name:<40}{r.pairs:>9}{r.path:>10}{r.first_call_s:>11.2f}{r.ms:>10.3f}"
-        print(row + f"{r.speed_up:>10.2f}{r.peak_mb:>10.2f}{r.peak_mb * 2**20 / r.pairs:>8.0f}")
+        row += f"{r.speed_up:>10.2f}{r.peak_mb:>10.2f}{r.peak_mb * 2**20 / r.pairs:>8.0f}"
+        print(row + f"{r.faults:>8.0f}")
 
 
 def check_targets(results: list[Result]) -> list[str]:

@@ -216,8 +216,8 @@ def _scale_(grad: torch.Tensor, grad_loss: torch.Tensor) -> torch.Tensor:
     """
     if grad_loss.numel() == 0 or grad_loss.stride(0) != 0:
         return grad.mul_(grad_loss.unsqueeze(-1))
-    factor = grad_loss[0]
-    return grad if bool(factor == 1) else grad.mul_(factor)
+    factor = grad_loss[0].item()
+    return grad if factor == 1 else grad.mul_(factor)
 
 
 def _run_kernel(
@@ -228,8 +228,11 @@ def _run_kernel(
     Detached and without autocast (float32 is what the reference computes in under autocast too),
     so that neither requires_grad nor autocast makes the compiled kernel recompile.
     """
+    boxes, other = boxes.detach().contiguous(), other.detach().contiguous()
+    if not torch.is_autocast_enabled(boxes.device.type):
+        return kernel(boxes, other)
     with torch.autocast(boxes.device.type, enabled=False):
-        return kernel(boxes.detach().contiguous(), other.detach().contiguous())
+        return kernel(boxes, other)
 
 
 def _compiled_loss(
@@ -242,11 +245,7 @@ def _compiled_loss(
     pred, target = upcast_float(pred), upcast_float(target)
     kernel = _kernel(name, pred.dtype, pred.device, kernel_params)
     try:
-        loss = _FusedBoxLoss.apply(
-            pred.reshape(-1, 4),
-            target.reshape(-1, 4),
-            kernel,
-        )
+        loss = _FusedBoxLoss.apply(_pairs(pred), _pairs(target), kernel)
     except torch.OutOfMemoryError:
         raise
     except Exception as error:  # any compiler failure: see the module docstring
@@ -258,7 +257,12 @@ def _compiled_loss(
             error,
         )
         return None
-    return reduce_loss(loss.reshape(pred.shape[:-1]), reduction)
+    return reduce_loss(loss if pred.dim() == 2 else loss.reshape(pred.shape[:-1]), reduction)
+
+
+def _pairs(boxes: torch.Tensor) -> torch.Tensor:
+    """``boxes`` (..., 4) as (N, 4); unchanged, without a view in the graph, if already 2-D."""
+    return boxes if boxes.dim() == 2 else boxes.reshape(-1, 4)
 
 
 def _kernel(name: str, dtype: torch.dtype, device: torch.device, params: dict) -> Callable:
