@@ -34,6 +34,7 @@ from typing import Optional
 import torch
 
 from . import fused_iou
+from .env_switch import env_switch
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ _C_TYPES = {torch.float32: "float", torch.float64: "double"}
 _DEFAULTS = inspect.signature(fused_iou.focal_eiou_with_grad).parameters
 _DEFAULT_EPS, _DEFAULT_GAMMA = _DEFAULTS["eps"].default, _DEFAULTS["gamma"].default
 _state = {
-    "enabled": os.environ.get("FOCAL_EIOU_D2_CPU_KERNEL", "1").lower() not in ("0", "false", "off"),
+    "enabled": env_switch("FOCAL_EIOU_D2_CPU_KERNEL"),
     "build_error": None,
 }
 

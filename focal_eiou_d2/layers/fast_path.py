@@ -33,7 +33,6 @@ gradgradcheck) through the fast path raises an error that names the switch.
 import functools
 import inspect
 import logging
-import os
 from collections import Counter
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -43,6 +42,7 @@ import torch
 
 from . import fused_iou
 from .cpu_kernel import find_kernel
+from .env_switch import env_switch
 from .focal_eiou import _check_gamma, focal_eiou_loss
 from .loss_utils import reduce_loss, upcast_float
 
@@ -72,7 +72,7 @@ change their rounding, hence the README's trained numbers."""
 _DEFAULT_GAMMA = inspect.signature(focal_eiou_loss).parameters["gamma"].default
 
 _state = {
-    "enabled": os.environ.get("FOCAL_EIOU_D2_FAST_PATH", "1").lower() not in ("0", "false", "off"),
+    "enabled": env_switch("FOCAL_EIOU_D2_FAST_PATH"),
     "compile_error": None,
 }
 _path_counts: Counter = Counter()
