@@ -191,7 +191,7 @@ def synchronize(device: torch.device) -> None:
 def timed(candidate: Candidate, device: torch.device) -> tuple[float, str, int]:
     """Seconds of one step, the path it took and the page faults it caused.
 
-    Page faults: a fresh allocation that glibc maps from the kernel anew (rather than reusing
+    Page faults: a fresh allocation that glibc maps from the operating system anew (not reusing
     memory freed earlier) faults once per 4 KiB page it touches, which can make a step several
     times slower; the count shows when that happened.
     """
