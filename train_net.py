@@ -5,6 +5,8 @@ Examples:
     # 8 GPUs on one machine
     python train_net.py --num-gpus 8 \\
         --config-file configs/COCO-Detection/retinanet_R_50_FPN_1x_focal_eiou.yaml
+    # resume an interrupted run (same config, same OUTPUT_DIR)
+    python train_net.py --num-gpus 8 --resume --config-file ...
     # evaluation of a trained model
     python train_net.py --eval-only \\
         --config-file configs/COCO-Detection/retinanet_R_50_FPN_1x_focal_eiou.yaml \\
@@ -12,37 +14,96 @@ Examples:
     # two machines with 8 GPUs each (run on both, --machine-rank 0 and 1)
     python train_net.py --config-file ... --num-gpus 8 --num-machines 2 --machine-rank 0 \\
         --dist-url tcp://<host of rank 0>:29500
+
+An output folder (OUTPUT_DIR) belongs to one run and one config: a second process training into it
+is refused, and so is another config, unless ``--force`` (which deletes the run it replaces).
 """
 
-from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.engine import default_argument_parser, launch
+import os
+import sys
+
+from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 
-import focal_eiou_d2.data  # noqa: F401  registers the embedded datasets
-from focal_eiou_d2.engine import FocalEIoUTrainer, check_datasets_exist, setup_cfg
+from focal_eiou_d2.engine import (
+    FocalEIoUTrainer,
+    OutputDirError,
+    build_config,
+    check_datasets_exist,
+    claim_output_dir,
+    load_trained_weights,
+)
+
+
+def setup(args):
+    """The frozen config of the command line, after Detectron2's ``default_setup``."""
+    cfg = build_config(args.config_file, args.opts)
+    default_setup(cfg, args)
+    return cfg
+
+
+def evaluate(cfg, args):
+    """Evaluate MODEL.WEIGHTS (or, with --resume, the last checkpoint of OUTPUT_DIR)."""
+    model = FocalEIoUTrainer.build_model(cfg)
+    weights = cfg.MODEL.WEIGHTS
+    last = os.path.join(cfg.OUTPUT_DIR, "last_checkpoint")
+    if args.resume and os.path.isfile(last):
+        with open(last) as f:
+            weights = os.path.join(cfg.OUTPUT_DIR, f.read().strip())
+    load_trained_weights(model, weights)
+    results = FocalEIoUTrainer.test(cfg, model)
+    if comm.is_main_process():
+        verify_results(cfg, results)
+    return results
 
 
 def main(args):
-    cfg = setup_cfg(args)
-    check_datasets_exist(cfg)
+    cfg = setup(args)
     if args.eval_only:
-        model = FocalEIoUTrainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
-            cfg.MODEL.WEIGHTS, resume=args.resume
-        )
-        results = FocalEIoUTrainer.test(cfg, model)
-        if comm.is_main_process():
-            verify_results(cfg, results)
-        return results
+        return evaluate(cfg, args)
     trainer = FocalEIoUTrainer(cfg)
     trainer.resume_or_load(resume=args.resume)
     return trainer.train()
 
 
+def check_and_claim(args):
+    """Before any process starts: check the config and, to train, claim OUTPUT_DIR for this run
+    (see the module docstring)."""
+    cfg = build_config(args.config_file, args.opts)
+    check_datasets_exist(cfg, splits=("TEST",) if args.eval_only else ("TRAIN", "TEST"))
+    if args.eval_only or args.machine_rank != 0:
+        return
+    same_config_run = claim_output_dir(cfg, force=args.force, config_file=args.config_file)
+    if same_config_run and not (args.resume or args.force):
+        raise OutputDirError(
+            f"{cfg.OUTPUT_DIR} already holds a run of this config; pass --resume to continue it "
+            "(or to evaluate it again once finished), or --force to delete it and start over."
+        )
+
+
+def parse_args(argv=None):
+    parser = default_argument_parser()
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="delete the run in OUTPUT_DIR (another config's, or this one's) and train afresh",
+    )
+    args = parser.parse_args(argv)
+    if args.num_gpus < 1 or args.num_machines < 1 or not 0 <= args.machine_rank < args.num_machines:
+        parser.error("--num-gpus and --num-machines must be >= 1, 0 <= --machine-rank < machines")
+    if len(args.opts) % 2:
+        parser.error(f"config overrides must be KEY VALUE pairs, got: {' '.join(args.opts)}")
+    return args
+
+
 if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
+    args = parse_args()
     print("Command Line Args:", args)
+    try:
+        check_and_claim(args)
+    except (OutputDirError, FileNotFoundError, KeyError, ValueError) as error:
+        sys.exit(f"train_net.py: error: {error}")
     launch(
         main,
         args.num_gpus,

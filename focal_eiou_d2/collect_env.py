@@ -6,6 +6,7 @@ import platform
 import torch
 
 import focal_eiou_d2
+from focal_eiou_d2.compiled_ops import is_pure_python_stub
 
 
 def detectron2_info():
@@ -30,20 +31,6 @@ def detectron2_info():
         status = "yes"
     rows.append(("detectron2 compiled ops", status))
     return rows
-
-
-def is_pure_python_stub(module):
-    """Whether ``module`` is the ``detectron2._C`` stand-in of scripts/install_detectron2.py."""
-    return getattr(module, "FOCAL_EIOU_D2_PURE_PYTHON", False) is True
-
-
-def detectron2_has_compiled_ops():
-    """Whether Detectron2's compiled extension (and so its fast COCOeval) is available."""
-    try:
-        compiled = importlib.import_module("detectron2._C")
-    except ImportError:
-        return False
-    return not is_pure_python_stub(compiled)
 
 
 def collect_env():

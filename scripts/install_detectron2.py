@@ -2,19 +2,26 @@
 
 Run with the interpreter of the target environment::
 
-    python scripts/install_detectron2.py
+    python scripts/install_detectron2.py                      # Detectron2 0.6 from the registry
+    python scripts/install_detectron2.py --source SNAPSHOT    # a tarball or folder of its sources
 
-- If Detectron2 >= 0.6 already imports (for example a user's official CUDA build), nothing changes.
-- Otherwise the registry's source distribution ``pb1-detectron2==0.6`` (the official v0.6 Python
-  sources without ``layers/csrc``) is downloaded, given a pure-Python ``setup.py`` under the
-  distribution name ``detectron2`` and a ``detectron2/_C.py`` stand-in that raises a clear error
-  when a compiled operator is called, and installed with the pins 0.6 needs on modern Python
-  (``scripts/constraints-pure-detectron2.txt``).
+- If Detectron2 >= 0.6 already imports (for example a user's official CUDA build), nothing changes
+  (unless ``--force``).
+- Otherwise Detectron2's Python sources are given a pure-Python ``setup.py`` under the distribution
+  name ``detectron2`` and a ``detectron2/_C.py`` stand-in that raises a clear error when a compiled
+  operator is called, and installed with the pins 0.6 needs on modern Python
+  (``scripts/constraints-pure-detectron2.txt``). The sources are the registry's source distribution
+  ``pb1-detectron2==0.6`` (the official v0.6 Python sources without ``layers/csrc``), or, with
+  ``--source``, a snapshot such as the one of Detectron2's git main that the tests run against
+  (``scripts/test_detectron2_main.sh``): a ``.tar.gz`` holding one folder with ``detectron2/`` in it,
+  or such a folder.
 """
 
 import argparse
 import hashlib
 import importlib
+import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -50,7 +57,7 @@ from setuptools import find_packages, setup
 setup(
     name="detectron2",
     version="0.6",
-    description="Detectron2 0.6 Python sources, installed without compiled ops by focal_eiou_d2",
+    description="Detectron2 Python sources, installed without compiled ops by focal_eiou_d2",
     url="https://github.com/facebookresearch/detectron2",
     license="Apache-2.0",
     packages=find_packages(include=["detectron2", "detectron2.*"]),
@@ -106,6 +113,22 @@ def download_sources(workdir):
     return Path(workdir) / "pb1-detectron2-0.6"
 
 
+def unpack_snapshot(snapshot, workdir):
+    """The folder holding ``detectron2/`` in a ``.tar.gz`` or folder of Detectron2 sources."""
+    snapshot = Path(snapshot)
+    if snapshot.is_file():
+        with tarfile.open(snapshot) as tar:
+            tar.extractall(workdir, filter="data")
+        snapshot = Path(workdir)
+    candidates = [snapshot, *sorted(p for p in snapshot.glob("*") if p.is_dir())]
+    for folder in candidates:
+        if (folder / "detectron2" / "__init__.py").is_file():
+            copy = Path(workdir) / "pure-source"
+            shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("*.egg-info", "build"))
+            return copy
+    raise SystemExit(f"{snapshot} holds no detectron2/__init__.py (nor does a folder directly in it)")
+
+
 def make_pure_python(source):
     """Replace the compiling setup.py and add the ``detectron2._C`` stand-in."""
     (source / "setup.py").write_text(SETUP_PY.format(requirements=REQUIREMENTS))
@@ -122,7 +145,14 @@ def main():
     parser.add_argument(
         "--force", action="store_true", help="reinstall the pure-Python build even if one imports"
     )
+    parser.add_argument(
+        "--source",
+        metavar="SNAPSHOT",
+        help="a .tar.gz or folder of Detectron2 sources to install instead of the registry's 0.6",
+    )
     args = parser.parse_args()
+    if args.source and not os.path.exists(args.source):
+        raise SystemExit(f"--source {args.source}: no such file or folder")
     version = installed_version()
     if version is not None and not args.force:
         if version_tuple(version) < (0, 6):
@@ -133,10 +163,11 @@ def main():
         print(f"detectron2 {version} already imports: keeping it.")
         return
     with tempfile.TemporaryDirectory(prefix="detectron2-src-") as workdir:
-        source = download_sources(workdir)
+        source = unpack_snapshot(args.source, workdir) if args.source else download_sources(workdir)
         make_pure_python(source)
         pip("install", "--no-build-isolation", "-c", str(CONSTRAINTS), str(source))
-    print("installed detectron2 0.6 (pure Python, compiled ops raise a clear error when used)")
+    origin = args.source or SDIST
+    print(f"installed detectron2 from {origin} (pure Python, compiled ops raise a clear error)")
 
 
 if __name__ == "__main__":

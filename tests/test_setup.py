@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from focal_eiou_d2.collect_env import collect_env, detectron2_has_compiled_ops
+from focal_eiou_d2.collect_env import collect_env
+from focal_eiou_d2.compiled_ops import detectron2_has_compiled_ops
 
 REPO = Path(__file__).resolve().parents[1]
 INSTALLER = REPO / "scripts" / "install_detectron2.py"

@@ -1,104 +1,103 @@
-"""Detectron2's DefaultTrainer with COCO evaluation and checks of the configured datasets."""
+"""Detectron2's DefaultTrainer with exact resume (Detectron2 0.6 and main) and COCO evaluation."""
 
-import itertools
-import os
+import logging
+import weakref
 
-from detectron2.config import get_cfg
-from detectron2.data import MetadataCatalog
-from detectron2.engine import DefaultTrainer, default_setup
-from detectron2.evaluation import COCOEvaluator
+from detectron2.engine import DefaultTrainer, hooks
 
-from focal_eiou_d2 import add_focal_eiou_config
-from focal_eiou_d2.collect_env import detectron2_has_compiled_ops
+from focal_eiou_d2.data.train_loader import ResumableTrainLoader, build_train_loader
+from focal_eiou_d2.evaluation import build_coco_evaluator
 
-from .rng import rng_state, set_rng_state
+from .checkpoint import TrainingCheckpointer, restore_rank_rng
+
+logger = logging.getLogger(__name__)
+
+# Detectron2's git main checkpoints the optimizer itself (DefaultTrainer.state_dict/load_state_dict
+# save and load "_trainer"); 0.6 does not, and this trainer adds it there.
+_DETECTRON2_SAVES_OPTIMIZER = "load_state_dict" in vars(DefaultTrainer)
 
 
 class FocalEIoUTrainer(DefaultTrainer):
-    """DefaultTrainer that evaluates with ``COCOEvaluator`` (fast C++ COCOeval only if compiled)."""
+    """DefaultTrainer whose resumed runs continue exactly as uninterrupted ones would.
 
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        # Detectron2's grouped train loader creates its DataLoader iterator at the first batch,
-        # drawing a seed from torch's global generator. Start it now, before a resume restores
-        # the generators, so that the step after a resume samples as an uninterrupted run does.
-        batches = self._trainer._data_loader_iter
-        self._trainer._data_loader_iter = itertools.chain([next(batches)], batches)
+    A checkpoint holds, beyond Detectron2's model, iteration and scheduler: the optimizer (on
+    Detectron2 0.6; main saves it itself), the random state of every training process, and the
+    seed of the training data order; the train loader (:mod:`focal_eiou_d2.data.train_loader`)
+    continues at the resumed iteration. Evaluation uses ``COCOEvaluator`` (with the fast C++
+    COCOeval only where Detectron2's compiled ops exist).
+    """
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        return build_train_loader(cfg)
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        return build_coco_evaluator(cfg, dataset_name, output_folder)
+
+    def build_hooks(self):
+        """Detectron2's hooks, with a :class:`TrainingCheckpointer` saving on every process.
+
+        ``DefaultTrainer.__init__`` creates its checkpointer just before it builds the hooks;
+        it is replaced here so that the periodic checkpoints and ``resume_or_load`` use the same
+        one. Detectron2 runs the periodic checkpointer on the main process only; saving gathers
+        every process's random state, so every process runs it (only the main one writes).
+        """
+        self.checkpointer = TrainingCheckpointer(
+            self.model, self.cfg.OUTPUT_DIR, trainer=weakref.proxy(self)
+        )
+        hook_list = super().build_hooks()
+        if not any(isinstance(hook, hooks.PeriodicCheckpointer) for hook in hook_list):
+            position = next(
+                index for index, hook in enumerate(hook_list) if isinstance(hook, hooks.EvalHook)
+            )
+            checkpointer = hooks.PeriodicCheckpointer(
+                self.checkpointer, self.cfg.SOLVER.CHECKPOINT_PERIOD
+            )
+            hook_list.insert(position, checkpointer)
+        return hook_list
+
+    def resume_or_load(self, resume=True):
+        """Resume from OUTPUT_DIR's last checkpoint (if ``resume`` and there is one), restoring
+        this process's random state; otherwise load MODEL.WEIGHTS and start at iteration 0."""
+        if not resume:
+            self.checkpointer.load(self.cfg.MODEL.WEIGHTS, checkpointables=[])
+            return
+        checkpoint = self.checkpointer.resume_training(self.cfg.MODEL.WEIGHTS)
+        if checkpoint is not None:
+            self.start_iter = self.iter + 1
+            restore_rank_rng(checkpoint.get("rng_states"))
+
+    def state_dict(self):
+        state = super().state_dict()
+        if not _DETECTRON2_SAVES_OPTIMIZER:
+            state["_trainer"] = self._trainer.state_dict()
+        if isinstance(self.data_loader, ResumableTrainLoader):
+            state["data_order"] = self.data_loader.state_dict()
+        return state
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        if not _DETECTRON2_SAVES_OPTIMIZER:
+            self._trainer.load_state_dict(state_dict["_trainer"])
+        if isinstance(self.data_loader, ResumableTrainLoader) and "data_order" in state_dict:
+            self.data_loader.load_state_dict(state_dict["data_order"])
+        elif self.iter > 0:
+            logger.warning(
+                "this train loader (DATALOADER.SAMPLER_TRAIN = %s) cannot continue its data order: "
+                "the resumed run sees other batches than an uninterrupted one would",
+                self.cfg.DATALOADER.SAMPLER_TRAIN,
+            )
 
     def train(self):
-        """Train, then return the results of the evaluation after the last iteration.
+        """Train from ``start_iter``, then return the results of the last evaluation.
 
         Detectron2's ``DefaultTrainer.train`` returns them only when TEST.EXPECTED_RESULTS is set.
 
         Returns:
             OrderedDict or None: e.g. ``{"bbox": {"AP": ..., ...}}``; None if nothing was evaluated.
         """
+        if isinstance(self.data_loader, ResumableTrainLoader):
+            self.data_loader.start_at(self.start_iter)
         super().train()
         return getattr(self, "_last_eval_results", None)
-
-    def state_dict(self):
-        """The checkpointed training state, with what Detectron2 0.6 leaves out.
-
-        Detectron2 0.6's ``DefaultTrainer`` saves neither the optimizer (momentum, learning rates)
-        nor the random generators, so a resumed run diverges from an uninterrupted one. Both are
-        added here; the data loader's order still restarts after a resume, as in Detectron2.
-        """
-        state = super().state_dict()
-        state["_trainer"] = self._trainer.state_dict()
-        state["rng"] = rng_state()
-        return state
-
-    def load_state_dict(self, state_dict):
-        super().load_state_dict(state_dict)
-        if "_trainer" in state_dict:
-            self._trainer.load_state_dict(state_dict["_trainer"])
-        if "rng" in state_dict:
-            set_rng_state(state_dict["rng"])
-
-    @classmethod
-    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
-        output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
-        return COCOEvaluator(
-            dataset_name, output_dir=output_folder, use_fast_impl=detectron2_has_compiled_ops()
-        )
-
-
-def check_datasets_exist(cfg):
-    """Raise FileNotFoundError naming the expected files when a configured dataset is missing.
-
-    Datasets whose metadata names a ``json_file`` (Detectron2's builtin COCO registration, or
-    ``register_coco_instances``) are checked; datasets generated on first use are skipped.
-    """
-    root = os.environ.get("DETECTRON2_DATASETS", "datasets")
-    for name in (*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST):
-        metadata = MetadataCatalog.get(name)
-        json_file = metadata.get("json_file", None)
-        if json_file is None or metadata.get("generated_on_first_use", False):
-            continue
-        missing = [p for p in (json_file, metadata.get("image_root", ".")) if not os.path.exists(p)]
-        if missing:
-            raise FileNotFoundError(
-                f"dataset {name!r} is not where Detectron2 expects it: missing {missing}. "
-                f"Builtin datasets are read under $DETECTRON2_DATASETS (now {root!r}); for COCO "
-                f"2017 that is {root}/coco/annotations/instances_{{train,val}}2017.json and "
-                f"{root}/coco/{{train,val}}2017/. Set DETECTRON2_DATASETS to the folder holding "
-                "coco/, or train on the embedded dataset (configs/quickstart/)."
-            )
-
-
-def setup_cfg(args):
-    """Build the frozen config from ``--config-file`` and ``--opts`` and run Detectron2's setup.
-
-    Args:
-        args (argparse.Namespace): parsed by ``detectron2.engine.default_argument_parser``.
-
-    Returns:
-        CfgNode: the frozen config.
-    """
-    cfg = get_cfg()
-    add_focal_eiou_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
-    cfg.freeze()
-    default_setup(cfg, args)
-    return cfg

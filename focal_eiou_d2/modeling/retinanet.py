@@ -5,13 +5,12 @@ import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.layers import cat
 from detectron2.modeling import META_ARCH_REGISTRY, RetinaNet
-from detectron2.structures import Boxes
 from detectron2.utils.events import get_event_storage
-from fvcore.nn import sigmoid_focal_loss_jit
+from fvcore.nn import sigmoid_focal_loss
 
 from focal_eiou_d2.config import check_focal_eiou_config, check_loss_weight
 
-from .box_loss import BoxRegressionLoss, global_mean_count
+from .box_loss import BoxRegressionLoss
 
 
 @META_ARCH_REGISTRY.register()
@@ -20,8 +19,14 @@ class FocalEIoURetinaNet(RetinaNet):
     ``MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT``.
 
     The classification loss and its normalizer (a moving average of the number of positive
-    anchors) are Detectron2's. With Focal-EIoU and Eq. 11 normalization the box loss is instead
-    ``sum_i W_i * L_EIoU_i / sum_i W_i`` over the positive anchors of the global batch.
+    anchors) are Detectron2's; the box loss uses the same normalizer, except Focal-EIoU with
+    Eq. 11, which is ``sum_i W_i * L_EIoU_i / sum_i W_i`` over the positive anchors of the global
+    batch (``BoxRegressionLoss``'s "sum_of_weights" form).
+
+    The focal loss is fvcore's eager ``sigmoid_focal_loss``, the formula Detectron2 scripts as
+    ``sigmoid_focal_loss_jit``: TorchScript's profiling executor switches the scripted version to
+    other kernels after its first calls, so a resumed process would round differently from an
+    uninterrupted one.
     """
 
     @configurable
@@ -44,7 +49,7 @@ class FocalEIoURetinaNet(RetinaNet):
         check_focal_eiou_config(cfg)  # before the backbone is built from a config lacking our keys
         ret = super().from_config(cfg)
         ret["box_loss"] = BoxRegressionLoss.from_config(
-            cfg, "RETINANET", ret["box2box_transform"], ret["smooth_l1_beta"]
+            cfg, "RETINANET", ret["box2box_transform"], ret["smooth_l1_beta"], "sum_of_weights"
         )
         ret["box_reg_loss_weight"] = check_loss_weight(cfg, "RETINANET")
         return ret
@@ -60,23 +65,15 @@ class FocalEIoURetinaNet(RetinaNet):
         normalizer = self._ema_update("loss_normalizer", max(num_pos_anchors, 1), 100)
 
         gt_labels_target = F.one_hot(gt_labels[valid_mask], num_classes=self.num_classes + 1)
-        loss_cls = sigmoid_focal_loss_jit(
+        loss_cls = sigmoid_focal_loss(
             cat(pred_logits, dim=1)[valid_mask],
             gt_labels_target[:, :-1].to(pred_logits[0].dtype),  # no loss for background
             alpha=self.focal_loss_alpha,
             gamma=self.focal_loss_gamma,
             reduction="sum",
         )
-
-        box_normalizer = normalizer
-        if self.box_loss.weights_normalize:
-            box_normalizer = global_mean_count(num_pos_anchors)  # Eq. 11
-        all_anchors = Boxes.cat(anchors).tensor.expand(num_images, -1, -1)
-        loss_box_reg = self.box_loss(
-            all_anchors[pos_mask],
-            cat(pred_anchor_deltas, dim=1)[pos_mask],
-            torch.stack(gt_boxes)[pos_mask],
-            box_normalizer,
+        loss_box_reg = self.box_loss.dense(
+            anchors, pred_anchor_deltas, gt_boxes, pos_mask, normalizer
         )
         return {
             "loss_cls": loss_cls / normalizer,

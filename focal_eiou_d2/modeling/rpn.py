@@ -6,7 +6,6 @@ from detectron2.config import configurable
 from detectron2.layers import cat
 from detectron2.modeling import PROPOSAL_GENERATOR_REGISTRY
 from detectron2.modeling.proposal_generator.rpn import RPN
-from detectron2.structures import Boxes
 from detectron2.utils.events import get_event_storage
 
 from focal_eiou_d2.config import check_loss_weight
@@ -52,12 +51,8 @@ class FocalEIoURPN(RPN):
         storage.put_scalar("rpn/num_neg_anchors", (gt_labels == 0).sum().item() / num_images)
 
         normalizer = self.batch_size_per_image * num_images
-        all_anchors = Boxes.cat(anchors).tensor.expand(num_images, -1, -1)
-        localization_loss = self.box_loss(
-            all_anchors[pos_mask],
-            cat(pred_anchor_deltas, dim=1)[pos_mask],
-            torch.stack(gt_boxes)[pos_mask],
-            normalizer,
+        localization_loss = self.box_loss.dense(
+            anchors, pred_anchor_deltas, gt_boxes, pos_mask, normalizer
         )
         valid_mask = gt_labels >= 0
         objectness_loss = F.binary_cross_entropy_with_logits(

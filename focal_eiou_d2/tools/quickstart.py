@@ -1,12 +1,15 @@
 """Train and evaluate one detector on the embedded shapes dataset: the project's main job.
 
-    python -m focal_eiou_d2.tools.quickstart          # Focal-EIoU RetinaNet, about 15 min on 2 CPUs
+    python -m focal_eiou_d2.tools.quickstart          # Focal-EIoU RetinaNet on the CPU
+    python -m focal_eiou_d2.tools.quickstart --config-file CONFIG [KEY VALUE ...]
 
-Generates the dataset if needed, trains the model of ``--config-file`` (resuming from the last
-checkpoint after an interruption), evaluates it on ``shapes_val`` with ``COCOEvaluator``, prints
-the AP table, writes a few validation images with their detections, and saves everything under the
-config's OUTPUT_DIR. A finished run with an unchanged config is not repeated: its results are
-printed again (``--force`` retrains from scratch).
+Generates the dataset if needed, trains the model of ``--config-file``, evaluates it on its test
+dataset with ``COCOEvaluator``, prints the AP table, draws a few test images (ground truth beside
+the detections) and saves everything under the config's OUTPUT_DIR.
+
+The output folder belongs to this config: an interrupted run resumes exactly where it stopped; a
+finished run is not repeated (its results are printed again, if its final weights are intact);
+another config's run there is never overwritten (``--force`` deletes it first).
 """
 
 import argparse
@@ -14,94 +17,83 @@ import hashlib
 import json
 import logging
 import os
+import sys
 
 import cv2
-from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.engine import DefaultPredictor
 from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 
-from focal_eiou_d2 import add_focal_eiou_config
-from focal_eiou_d2.engine import FocalEIoUTrainer
-from focal_eiou_d2.tools.compare import IOU_THRESHOLDS, evaluate_boxes, load_ground_truth
+from focal_eiou_d2.engine import (
+    FocalEIoUTrainer,
+    OutputDirError,
+    build_config,
+    claim_output_dir,
+    config_digest,
+)
+from focal_eiou_d2.evaluation import (
+    IOU_THRESHOLDS,
+    best_f1_threshold,
+    build_predictor,
+    evaluate_boxes,
+    load_ground_truth,
+)
 from focal_eiou_d2.visualization import loss_type
-from focal_eiou_d2.visualization.draw import draw_detections
+from focal_eiou_d2.visualization.draw import draw_detections, draw_ground_truth, side_by_side
 
 DEFAULT_CONFIG = "configs/quickstart/retinanet_R_18_FPN_shapes_focal_eiou.yaml"
 RESULTS_FILE = "quickstart_results.json"
-# Digest of the config the checkpoints in OUTPUT_DIR were trained with.
-TRAINING_DIGEST_FILE = "training_config_digest.txt"
+FINAL_WEIGHTS = "model_final.pth"
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 logger = logging.getLogger("focal_eiou_d2.quickstart")
 
 
-def build_cfg(config_file, opts=(), output_dir=None):
-    """The frozen config of ``config_file`` with ``opts`` (KEY VALUE ...) merged in."""
-    import focal_eiou_d2.data  # noqa: F401  registers shapes_train and shapes_val
-
-    cfg = get_cfg()
-    add_focal_eiou_config(cfg)
-    cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
-    if output_dir:
-        cfg.OUTPUT_DIR = output_dir
-    cfg.freeze()
-    return cfg
+def file_digest(path):
+    """sha256 of a file, hexadecimal."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def config_digest(cfg):
-    """A short hash of the config: results are reused only for the very same config.
+def cached_results(cfg):
+    """The saved results of the finished run of ``cfg`` in OUTPUT_DIR, or None.
 
-    OUTPUT_DIR is left out: where a run is saved does not change it, so a moved or copied run
-    directory stays valid.
+    They count only if the final weights they were computed from are still intact: a damaged
+    ``model_final.pth`` is renamed to ``model_final.pth.corrupt`` (with a warning), so that the
+    run resumes from its last intact checkpoint and writes it again.
     """
-    cfg = cfg.clone()
-    cfg.defrost()
-    cfg.OUTPUT_DIR = ""
-    return hashlib.sha256(cfg.dump().encode()).hexdigest()[:16]
-
-
-def cached_results(cfg, path):
-    """The results saved by an earlier run of exactly this config, or None."""
-    if not os.path.exists(path):
+    path = os.path.join(cfg.OUTPUT_DIR, RESULTS_FILE)
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
         return None
-    with open(path) as f:
-        saved = json.load(f)
-    final_model = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
-    if saved.get("config_digest") != config_digest(cfg) or not os.path.exists(final_model):
+    if saved.get("config_digest") != config_digest(cfg):
         return None
-    return saved
+    final = os.path.join(cfg.OUTPUT_DIR, FINAL_WEIGHTS)
+    if os.path.isfile(final) and file_digest(final) == saved.get("model_final_sha256"):
+        return saved
+    logger.warning(
+        "%s is missing or not the file the saved results were computed from (damaged?): "
+        "resuming the run from its last intact checkpoint",
+        final,
+    )
+    if os.path.isfile(final):
+        os.replace(final, f"{final}.corrupt")
+    os.remove(path)
+    return None
 
 
-def can_resume(cfg):
-    """Whether the checkpoints in OUTPUT_DIR were trained with exactly this config."""
-    path = os.path.join(cfg.OUTPUT_DIR, TRAINING_DIGEST_FILE)
-    if not os.path.exists(path):
-        return False
-    with open(path) as f:
-        return f.read().strip() == config_digest(cfg)
-
-
-def train_and_evaluate(cfg, force=False):
-    """Train and evaluate on ``cfg.DATASETS.TEST``.
-
-    Resumes from the last checkpoint of an interrupted run of the same config; checkpoints of
-    another config (or any, with ``force``) are ignored and training starts from iteration 0.
+def train_and_evaluate(cfg, resume):
+    """Train (resuming OUTPUT_DIR's checkpoints if ``resume``) and evaluate on DATASETS.TEST.
 
     Returns:
         dict: the ``bbox`` metrics of ``COCOEvaluator`` (AP, AP50, ..., AP-<class>).
     """
     for name in (*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST):
         DatasetCatalog.get(name)  # generates the embedded dataset on first use, with progress
-    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-    resume = not force and can_resume(cfg)
-    if not resume and os.path.exists(os.path.join(cfg.OUTPUT_DIR, "last_checkpoint")):
-        logger.warning(
-            f"not resuming the checkpoints in {cfg.OUTPUT_DIR}: another config trained them"
-        )
-    with open(os.path.join(cfg.OUTPUT_DIR, TRAINING_DIGEST_FILE), "w") as f:
-        f.write(config_digest(cfg))
     trainer = build_trainer(cfg)
     trainer.resume_or_load(resume=resume)
     results = trainer.train()
@@ -111,45 +103,59 @@ def train_and_evaluate(cfg, force=False):
 def build_trainer(cfg):
     """The trainer of ``cfg``, built after seeding the random generators with ``cfg.SEED``.
 
-    Seeding first makes the initial weights and the order and augmentation of the training
-    batches depend on SEED only, as ``train_net.py`` does through Detectron2's ``default_setup``
-    (a negative SEED draws a random one).
+    Seeding first makes the initial weights depend on SEED only, as ``train_net.py`` does through
+    Detectron2's ``default_setup`` (a negative SEED draws a random one); the data order and the
+    augmentation depend on SEED only anyway (see ``focal_eiou_d2.data.train_loader``).
     """
     seed_all_rng(None if cfg.SEED < 0 else cfg.SEED)
     return FocalEIoUTrainer(cfg)
 
 
-def ap_per_iou_threshold(cfg):
-    """AP (%) at each IoU threshold 0.50:0.05:0.95 of the detections the evaluation saved."""
+def detections_file(cfg):
+    """Where the evaluation wrote the detections on the first test dataset."""
     dataset = cfg.DATASETS.TEST[0]
-    path = os.path.join(cfg.OUTPUT_DIR, "inference", dataset, "coco_instances_results.json")
-    with open(path) as f:
-        detections = json.load(f)
-    return evaluate_boxes(load_ground_truth(dataset), detections)["ap_per_iou"]
+    return os.path.join(cfg.OUTPUT_DIR, "inference", dataset, "coco_instances_results.json")
 
 
-def visualize(cfg, count, threshold=0.5):
-    """Write the detections on the first ``count`` test images to OUTPUT_DIR/visualizations.
+def evaluation_summary(cfg):
+    """AP per IoU threshold and the drawing threshold, from the detections the evaluation saved.
 
     Returns:
-        list[str]: the written files.
+        dict: ``ap_per_iou`` (AP in percent at IoU 0.50, 0.55, ..., 0.95), ``iou_thresholds``,
+        ``draw_threshold`` (the score threshold of highest F1 at IoU 0.5) and ``draw_f1``.
+    """
+    with open(detections_file(cfg)) as f:
+        detections = json.load(f)
+    coco_gt = load_ground_truth(cfg.DATASETS.TEST[0])
+    threshold, f1 = best_f1_threshold(coco_gt, detections)
+    return {
+        "ap_per_iou": evaluate_boxes(coco_gt, detections)["ap_per_iou"],
+        "iou_thresholds": list(IOU_THRESHOLDS),
+        "draw_threshold": threshold,
+        "draw_f1": f1,
+    }
+
+
+def visualize(cfg, count, threshold):
+    """Draw the first ``count`` test images: ground truth beside the detections.
+
+    Returns:
+        list[str]: the written files, in OUTPUT_DIR/visualizations.
     """
     dataset = cfg.DATASETS.TEST[0]
     metadata = MetadataCatalog.get(dataset)
-    predictor_cfg = cfg.clone()
-    predictor_cfg.defrost()
-    predictor_cfg.MODEL.WEIGHTS = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
-    predictor = DefaultPredictor(predictor_cfg)
+    predictor = build_predictor(cfg, os.path.join(cfg.OUTPUT_DIR, FINAL_WEIGHTS))
     folder = os.path.join(cfg.OUTPUT_DIR, "visualizations")
     os.makedirs(folder, exist_ok=True)
     written = []
     for record in DatasetCatalog.get(dataset)[:count]:
         image = cv2.imread(record["file_name"])
-        drawn = draw_detections(
-            image[:, :, ::-1], predictor(image)["instances"], metadata, threshold
-        )
+        rgb = image[:, :, ::-1]
+        truth = draw_ground_truth(rgb, record["annotations"])
+        found = draw_detections(rgb, predictor(image)["instances"], metadata, threshold)
+        titles = ("ground truth", f"detections, score >= {threshold:.2f}")
         path = os.path.join(folder, os.path.basename(record["file_name"]))
-        cv2.imwrite(path, drawn[:, :, ::-1])
+        cv2.imwrite(path, side_by_side(truth, found, titles)[:, :, ::-1])
         written.append(path)
     return written
 
@@ -163,30 +169,48 @@ def format_table(name, metrics):
     return "\n".join([header, rule, f"| {name} | {values} |"])
 
 
-def run(cfg, force=False, num_visualizations=4):
-    """Train, evaluate, print and visualize; reuse the saved results of a finished identical run.
+def run(cfg, force=False, num_visualizations=4, config_file=None):
+    """Claim OUTPUT_DIR, train, evaluate, print and visualize; reuse a finished identical run.
+
+    Args:
+        cfg (CfgNode): the frozen config.
+        force (bool): delete the run in OUTPUT_DIR first (this config's or another's).
+        num_visualizations (int): test images to draw.
+        config_file (str or None): recorded with the run.
 
     Returns:
         dict: what is saved to OUTPUT_DIR/quickstart_results.json.
+
+    Raises:
+        OutputDirError: OUTPUT_DIR is in use, or holds another config's run (without ``force``).
     """
-    path = os.path.join(cfg.OUTPUT_DIR, RESULTS_FILE)
-    saved = None if force else cached_results(cfg, path)
+    classes = MetadataCatalog.get(cfg.DATASETS.TRAIN[0]).get("thing_classes", None)
+    same_config = claim_output_dir(cfg, force=force, config_file=config_file, classes=classes)
+    saved = cached_results(cfg) if same_config else None
     if saved is None:
-        metrics = train_and_evaluate(cfg, force)
+        with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
+            f.write(cfg.dump())
+        metrics = train_and_evaluate(cfg, resume=same_config)
         saved = {
             "config_digest": config_digest(cfg),
             "bbox": metrics,
-            "ap_per_iou": ap_per_iou_threshold(cfg),
-            "iou_thresholds": list(IOU_THRESHOLDS),
+            "model_final_sha256": file_digest(os.path.join(cfg.OUTPUT_DIR, FINAL_WEIGHTS)),
+            **evaluation_summary(cfg),
         }
-        with open(path, "w") as f:
+        partial = os.path.join(cfg.OUTPUT_DIR, RESULTS_FILE + ".partial")
+        with open(partial, "w") as f:
             json.dump(saved, f, indent=2, sort_keys=True)
+        os.replace(partial, os.path.join(cfg.OUTPUT_DIR, RESULTS_FILE))
     else:
-        logger.info(f"{path} holds the results of this exact config; --force retrains")
+        logger.info(f"{cfg.OUTPUT_DIR} holds the finished run of this config; --force retrains")
     print(format_table(f"{cfg.MODEL.META_ARCHITECTURE} ({loss_type(cfg)})", saved["bbox"]))
     if num_visualizations > 0:
-        files = visualize(cfg, num_visualizations)
-        print(f"{len(files)} validation images with detections in {os.path.dirname(files[0])}")
+        files = visualize(cfg, num_visualizations, saved["draw_threshold"])
+        print(
+            f"{len(files)} test images, ground truth beside the detections with score >= "
+            f"{saved['draw_threshold']:.2f} (the threshold of highest F1), in "
+            f"{os.path.dirname(files[0])}"
+        )
     return saved
 
 
@@ -194,21 +218,33 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config-file", default=DEFAULT_CONFIG, help="a configs/quickstart file")
     parser.add_argument("--output-dir", help="overrides the config's OUTPUT_DIR")
-    parser.add_argument("--force", action="store_true", help="retrain even if results exist")
     parser.add_argument(
-        "--num-visualizations", type=int, default=4, help="validation images to draw (0: none)"
+        "--force", action="store_true", help="delete the run in the output folder and train afresh"
+    )
+    parser.add_argument(
+        "--num-visualizations",
+        type=int,
+        default=4,
+        help="test images to draw (0: none; default: %(default)s)",
     )
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.num_visualizations < 0:
+        parser.error(f"--num-visualizations must be >= 0, got {args.num_visualizations}")
+    if len(args.opts) % 2:
+        parser.error(f"config overrides must be KEY VALUE pairs, got: {' '.join(args.opts)}")
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = build_cfg(args.config_file, args.opts, args.output_dir)
-    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-    setup_logger(cfg.OUTPUT_DIR)
-    setup_logger(cfg.OUTPUT_DIR, name="focal_eiou_d2")
-    run(cfg, force=args.force, num_visualizations=args.num_visualizations)
+    try:
+        cfg = build_config(args.config_file, args.opts, output_dir=args.output_dir)
+        setup_logger(cfg.OUTPUT_DIR)
+        setup_logger(cfg.OUTPUT_DIR, name="focal_eiou_d2")
+        run(cfg, args.force, args.num_visualizations, args.config_file)
+    except (OutputDirError, FileNotFoundError, KeyError, ValueError) as error:
+        sys.exit(f"quickstart: error: {error}")
 
 
 if __name__ == "__main__":

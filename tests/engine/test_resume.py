@@ -1,57 +1,78 @@
-"""A checkpoint saved mid-training and resumed gives the same next-iteration loss."""
+"""A run that crashes at any iteration and is resumed gives exactly the uninterrupted run's losses:
+the data order (shuffle, epochs, augmentation, with data workers), the optimizer, the random
+state and the schedule all continue where the last checkpoint left them."""
 
 import pytest
 import torch
-from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.engine import HookBase
 from tiny_models import SMOKE_OPTS
 
 from focal_eiou_d2.data import MINI_SPEC, register_shapes
-from focal_eiou_d2.engine import FocalEIoUTrainer
-from focal_eiou_d2.tools.quickstart import build_cfg
+from focal_eiou_d2.engine import FocalEIoUTrainer, build_config
 
 CONFIGS = {
     "retinanet": "configs/quickstart/retinanet_R_18_FPN_shapes_focal_eiou.yaml",
     "faster_rcnn": "configs/quickstart/faster_rcnn_R_18_FPN_shapes_focal_eiou.yaml",
 }
+MAX_ITER = 9
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAt(HookBase):
+    """Raises after training iteration ``iteration``, as a killed run stops."""
+
+    def __init__(self, iteration):
+        self.iteration = iteration
+
+    def after_step(self):
+        if self.trainer.iter == self.iteration:
+            raise Crash(self.iteration)
 
 
 @pytest.fixture(scope="module")
-def one_image_dataset(tmp_path_factory):
-    """Every batch is the same image, so the data order cannot differ after a resume."""
-    register_shapes(
-        ("resume_src_train", "resume_src_val"), MINI_SPEC, str(tmp_path_factory.mktemp("d"))
-    )
-    record = DatasetCatalog.get("resume_src_train")[0]
-    DatasetCatalog.register("resume_one_image", lambda: [dict(record)])
-    MetadataCatalog.get("resume_one_image").set(
-        thing_classes=MetadataCatalog.get("resume_src_train").thing_classes
-    )
-    yield "resume_one_image"
-    DatasetCatalog.remove("resume_one_image")
+def dataset(tmp_path_factory):
+    """16 training images: batches of 2 over 9 iterations cross an epoch boundary."""
+    names = ("resume_train", "resume_val")
+    register_shapes(names, MINI_SPEC, str(tmp_path_factory.mktemp("data")))
+    return names[0]
 
 
-def losses_per_iteration(cfg, resume):
+def losses(cfg, resume=False, crash_at=None):
+    """total_loss per iteration of a training of ``cfg``."""
+    torch.manual_seed(0)
     trainer = FocalEIoUTrainer(cfg)
+    if crash_at is not None:
+        trainer.register_hooks([CrashAt(crash_at)])
     trainer.resume_or_load(resume=resume)
-    trainer.train()
-    history = trainer.storage.history("total_loss").values()
-    return {iteration: loss for loss, iteration in history}
+    if crash_at is None:
+        trainer.train()
+    else:
+        with pytest.raises(Crash):
+            trainer.train()
+    return {iteration: loss for loss, iteration in trainer.storage.history("total_loss").values()}
 
 
 @pytest.mark.parametrize("architecture", sorted(CONFIGS))
-def test_resumed_training_continues_exactly(architecture, one_image_dataset, tmp_path):
+def test_resume_after_a_crash_continues_exactly(architecture, dataset, tmp_path):
     opts = SMOKE_OPTS + [
-        "DATASETS.TRAIN", f"('{one_image_dataset}',)",
+        "DATASETS.TRAIN", f"('{dataset}',)",
         "DATASETS.TEST", "()",
-        "INPUT.RANDOM_FLIP", "none",
-        "SOLVER.MAX_ITER", "4",
-        "SOLVER.CHECKPOINT_PERIOD", "2",
-        "SOLVER.STEPS", "(3,)",
+        "DATALOADER.NUM_WORKERS", "2",
+        "SOLVER.MAX_ITER", str(MAX_ITER),
+        "SOLVER.CHECKPOINT_PERIOD", "3",
+        "SOLVER.STEPS", "(6,)",
     ]  # fmt: skip
-    cfg = build_cfg(CONFIGS[architecture], opts, output_dir=str(tmp_path))
-    uninterrupted = losses_per_iteration(cfg, resume=False)
-    (tmp_path / "last_checkpoint").write_text("model_0000001.pth")  # saved after iteration 1
-    resumed = losses_per_iteration(cfg, resume=True)
-    assert sorted(resumed) == [2, 3]
-    for iteration in (2, 3):
-        torch.testing.assert_close(resumed[iteration], uninterrupted[iteration], rtol=1e-5, atol=0)
+    uninterrupted = losses(
+        build_config(CONFIGS[architecture], opts, output_dir=str(tmp_path / "a"))
+    )
+    cfg = build_config(CONFIGS[architecture], opts, output_dir=str(tmp_path / "b"))
+    crashed = losses(cfg, crash_at=7)  # the last checkpoint is after iteration 5
+    resumed = losses(cfg, resume=True)
+    assert sorted(crashed) == list(range(8)) and sorted(resumed) == [6, 7, 8]
+    for iteration in range(8):
+        assert crashed[iteration] == uninterrupted[iteration]
+    for iteration in (6, 7, 8):
+        assert resumed[iteration] == uninterrupted[iteration], iteration

@@ -63,7 +63,7 @@ def test_retinanet_box_loss_matches_library(loss_type, event_storage):
 
 def test_retinanet_focal_eiou_without_eq11_uses_count_normalizer(event_storage):
     model = build_tiny_model("retinanet", "focal_eiou")
-    model.box_loss.weights_normalize = False
+    model.box_loss.weighted = False
     positive = torch.ones(5, dtype=torch.bool)
     losses = retinanet_losses(model, ANCHORS, DELTAS, TARGETS, positive)
     boxes = model.box2box_transform.apply_deltas(DELTAS, ANCHORS)

@@ -1,0 +1,176 @@
+"""An output folder belongs to one run at a time, and to one config.
+
+A training tool claims its output folder before any work (:func:`claim_output_dir`):
+
+- **one run at a time**: it takes an exclusive lock on ``<folder>/.lock`` (``flock``), held until
+  the process exits. The kernel releases it when the process is gone, killed or not, so a stale
+  lock file never blocks a later run. A second process gets :class:`OutputDirError` naming the
+  process that holds the folder.
+- **one config**: ``<folder>/run.json`` records the digest of the config that trains there. A
+  different config never overwrites that run: :class:`OutputDirError` says where the run is, and
+  that ``--force`` (which lists what it deletes) or another folder starts afresh. A folder with
+  run files but no ``run.json`` (for example one written by plain Detectron2) counts as another
+  config's run.
+"""
+
+import datetime
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "run.json"
+LOCK = ".lock"
+# What a run writes into its folder (Detectron2's trainer and this project's tools); --force
+# deletes these and nothing else.
+RUN_FILES = (
+    "last_checkpoint",
+    "metrics.json",
+    "config.yaml",
+    "log.txt",
+    "quickstart_results.json",
+    MANIFEST,
+)
+RUN_FILE_PREFIXES = ("model_", "events.out.tfevents.", "log.txt.rank")
+RUN_FOLDERS = ("inference", "visualizations")
+
+_held_locks = {}
+
+
+class OutputDirError(RuntimeError):
+    """The output folder cannot be used by this run; the message says why and what to do."""
+
+
+def config_digest(cfg):
+    """A short hash of a Detectron2 config, without OUTPUT_DIR (a moved run stays valid).
+
+    Args:
+        cfg (CfgNode): the config.
+
+    Returns:
+        str: 16 hexadecimal digits.
+    """
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.OUTPUT_DIR = ""
+    return hashlib.sha256(cfg.dump().encode()).hexdigest()[:16]
+
+
+def run_files(folder):
+    """The files and folders of a run in ``folder`` (what ``--force`` deletes), sorted."""
+    if not os.path.isdir(folder):
+        return []
+    found = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if os.path.isdir(path):
+            if name in RUN_FOLDERS:
+                found.append(name + "/")
+        elif name in RUN_FILES or name.startswith(RUN_FILE_PREFIXES):
+            found.append(name)
+    return found
+
+
+def read_manifest(folder):
+    """The ``run.json`` of ``folder``, or None if it has none (or an unreadable one)."""
+    try:
+        with open(os.path.join(folder, MANIFEST)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def lock_output_dir(folder):
+    """Take the folder's lock for the rest of this process's life (idempotent in a process).
+
+    Raises:
+        OutputDirError: another process holds it.
+    """
+    folder = os.path.abspath(folder)
+    if folder in _held_locks:
+        return
+    os.makedirs(folder, exist_ok=True)
+    handle = open(os.path.join(folder, LOCK), "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise OutputDirError(
+            f"{folder} is in use by {holder}. Wait for that run to end, or choose another output "
+            "folder."
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    started = datetime.datetime.now().isoformat(timespec="seconds")
+    handle.write(f"process {os.getpid()} (started {started}: {' '.join(sys.argv)})\n")
+    handle.flush()
+    _held_locks[folder] = handle
+
+
+def claim_output_dir(cfg, *, force=False, config_file=None, classes=None):
+    """Claim ``cfg.OUTPUT_DIR`` for training ``cfg``: lock it, check it holds no other config's
+    run, record this config.
+
+    Args:
+        cfg (CfgNode): the config to train.
+        force (bool): delete the run in the folder (the files of :func:`run_files`, listed in
+            the log), this config's or another's, instead of refusing or reusing it.
+        config_file (str or None): recorded in ``run.json`` for the messages of later runs.
+        classes (list[str] or None): the class names of the training data, recorded in
+            ``run.json`` for the tools that load the trained weights.
+
+    Returns:
+        bool: True if the folder holds a run of this very config (to resume or reuse), False if
+        the run starts afresh.
+
+    Raises:
+        OutputDirError: the folder is in use, or holds another config's run and not ``force``.
+    """
+    folder = cfg.OUTPUT_DIR
+    lock_output_dir(folder)
+    digest = config_digest(cfg)
+    manifest = read_manifest(folder)
+    existing = run_files(folder)
+    if manifest is not None and manifest.get("config_digest") == digest and not force:
+        return True
+    if existing and not force:
+        what = (
+            f"a run of another config ({manifest.get('config_file') or 'unknown file'}, started "
+            f"{manifest.get('started', '?')})"
+            if manifest
+            else f"files of a run this tool did not start ({', '.join(existing[:4])}, ...)"
+        )
+        raise OutputDirError(
+            f"{folder} holds {what}; it is not overwritten. Use another output folder for this "
+            f"config, or --force to delete that run ({len(existing)} files and folders) and train "
+            "this config there."
+        )
+    if existing:
+        logger.warning("--force: deleting the run in %s: %s", folder, ", ".join(existing))
+        for name in existing:
+            path = os.path.join(folder, name)
+            shutil.rmtree(path) if name.endswith("/") else os.remove(path)
+    write_manifest(folder, digest, config_file, classes)
+    return False
+
+
+def write_manifest(folder, digest, config_file=None, classes=None):
+    """Record in ``run.json`` which config trains in ``folder`` (and on which classes)."""
+    manifest = {
+        "config_digest": digest,
+        "config_file": config_file,
+        "classes": list(classes) if classes is not None else None,
+        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+    }
+    partial = os.path.join(folder, MANIFEST + ".partial")
+    with open(partial, "w") as f:
+        json.dump(manifest, f, indent=2)
+    os.replace(partial, os.path.join(folder, MANIFEST))

@@ -1,0 +1,30 @@
+"""Evaluation of trained detectors: COCO metrics, inference over a dataset, the COCOEvaluator."""
+
+from .box_metrics import (
+    AREAS,
+    DEFAULT_SCORE_THRESHOLD,
+    GOOD_IOU,
+    IOU_THRESHOLDS,
+    MATCH_IOU,
+    best_f1_threshold,
+    evaluate_boxes,
+    load_ground_truth,
+    localization_counts,
+)
+from .coco_evaluator import build_coco_evaluator
+from .inference import build_predictor, run_inference
+
+__all__ = [
+    "AREAS",
+    "DEFAULT_SCORE_THRESHOLD",
+    "GOOD_IOU",
+    "IOU_THRESHOLDS",
+    "MATCH_IOU",
+    "best_f1_threshold",
+    "build_coco_evaluator",
+    "build_predictor",
+    "evaluate_boxes",
+    "load_ground_truth",
+    "localization_counts",
+    "run_inference",
+]
