@@ -1,7 +1,8 @@
 """Registers the synthetic shapes dataset with Detectron2's catalogs.
 
-Registration writes nothing: the loader generates the dataset the first time it is called
-(``DatasetCatalog.get(name)``, or building a data loader), then reads it with ``load_coco_json``.
+Registration writes nothing: the loader of a split generates that split (and only that one) the
+first time it is called (``DatasetCatalog.get(name)``, or building a data loader), then reads it
+with ``load_coco_json``.
 """
 
 import functools
@@ -10,14 +11,14 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
 
 from .shapes import CLASS_COLORS, CLASS_NAMES
-from .writer import DEFAULT_SPEC, SPLITS, dataset_dir, generate_shapes, split_paths
+from .writer import DEFAULT_SPEC, SPLITS, dataset_dir, generate_split, split_paths
 
 DEFAULT_NAMES = ("shapes_train", "shapes_val")
 MINI_NAMES = ("shapes_mini_train", "shapes_mini_val")
 
 
 def load_shapes(name, directory, split, spec):
-    """Generates the dataset if needed and loads one split as Detectron2 dicts.
+    """Generates the split if needed (not the other one) and loads it as Detectron2 dicts.
 
     Args:
         name (str): registered dataset name; its metadata receives the category mapping.
@@ -28,7 +29,7 @@ def load_shapes(name, directory, split, spec):
     Returns:
         list[dict]: Detectron2's standard dataset dicts (boxes in XYWH_ABS, RLE segmentations).
     """
-    generate_shapes(directory, spec)
+    generate_split(directory, split, spec)
     json_file, image_root = split_paths(directory, split)
     return load_coco_json(json_file, image_root, dataset_name=name)
 
@@ -38,7 +39,7 @@ def register_shapes(names=DEFAULT_NAMES, spec=DEFAULT_SPEC, root=None):
 
     Each name gets ``evaluator_type="coco"``, ``thing_classes``, ``thing_colors``,
     ``thing_dataset_id_to_contiguous_id``, ``json_file`` and ``image_root`` metadata. ``json_file``
-    exists only once the dataset has been requested, so load it (``DatasetCatalog.get``) before
+    exists only once the split has been requested, so load it (``DatasetCatalog.get``) before
     building a ``COCOEvaluator`` for it (``DefaultTrainer.test`` builds the loader first).
 
     Args:

@@ -1,23 +1,25 @@
-"""Writes the synthetic shapes dataset to disk as COCO json + PNG files, once.
+"""Writes the synthetic shapes dataset to disk as COCO json + PNG files, one split at a time.
 
-Layout of a dataset directory::
+Layout of a dataset directory (one ``ShapesSpec``, named by ``ShapesSpec.dirname()``)::
 
-    <directory>/spec.json                  generation marker, written last
-    <directory>/train.json, val.json       COCO instances (bbox, area, RLE segmentation)
-    <directory>/train/000001.png, ...      images
-    <directory>/val/000001.png, ...
+    <directory>/train/spec.json           the split's marker: format version, split and spec
+    <directory>/train/annotations.json    COCO instances (bbox, area, RLE segmentation)
+    <directory>/train/images/000001.png, ...
+    <directory>/val/...                   the same for the val split
 
-The directory is built in a hidden temporary sibling and renamed into place, so a directory with a
-``spec.json`` is always complete. Output is byte-identical for the same spec: every image has its
-own seeded generator, PNG compression is fixed and json keys are sorted.
+Each split is generated on its own, only when asked for: it is built in a hidden staging folder
+inside ``<directory>`` and renamed into place, so a split folder that exists is always complete.
+Staging folders left by a killed process are removed by the next generation in that directory
+(``staging.remove_stale``). Output is byte-identical for the same spec: every image has its own
+seeded generator, PNG compression is fixed and json keys are sorted.
 
 The command line is ``python -m focal_eiou_d2.data.generate`` (see ``generate.py``).
 """
 
 import json
+import logging
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -25,13 +27,21 @@ import numpy as np
 import pycocotools.mask as mask_util
 from tqdm import tqdm
 
+from .root import default_root
 from .scene import render_scene
 from .shapes import CLASS_NAMES
+from .staging import OLD, STAGING, install, make_work_dir, remove_stale
 
 # Bump when the generator's output changes, so that existing datasets are regenerated.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SPLITS = ("train", "val")
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 3]
+MARKER_FILE = "spec.json"
+ANNOTATIONS_FILE = "annotations.json"
+IMAGES_FOLDER = "images"
+# What format 1 wrote: one marker for both splits, the json files next to the image folders.
+LEGACY_ENTRIES = (MARKER_FILE, *SPLITS, *(f"{split}.json" for split in SPLITS))
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,20 +68,14 @@ class ShapesSpec:
         """Returns a name that tells specs apart, e.g. ``256px_1500train_250val_seed0``."""
         return f"{self.image_size}px_{self.train_images}train_{self.val_images}val_seed{self.seed}"
 
-    def marker(self):
-        """Returns the json-able content of ``spec.json``."""
-        return {"format_version": FORMAT_VERSION, **asdict(self)}
+    def marker(self, split):
+        """Returns the json-able content of ``<split>/spec.json``."""
+        return {"format_version": FORMAT_VERSION, "split": split, **asdict(self)}
 
 
 DEFAULT_SPEC = ShapesSpec()
 # A few small images: for smoke tests of the whole pipeline in seconds.
 MINI_SPEC = ShapesSpec(train_images=16, val_images=8, image_size=128)
-
-
-def default_root():
-    """Returns ``$DETECTRON2_DATASETS/focal_eiou_shapes``, ``$DETECTRON2_DATASETS`` defaulting to
-    ``datasets``."""
-    return os.path.join(os.environ.get("DETECTRON2_DATASETS", "datasets"), "focal_eiou_shapes")
 
 
 def dataset_dir(spec, root=None):
@@ -86,13 +90,14 @@ def dataset_dir(spec, root=None):
 
 def split_paths(directory, split):
     """Returns ``(json_file, image_root)`` of ``split`` in a dataset directory."""
-    return os.path.join(directory, f"{split}.json"), os.path.join(directory, split)
+    split_dir = os.path.join(directory, split)
+    return os.path.join(split_dir, ANNOTATIONS_FILE), os.path.join(split_dir, IMAGES_FOLDER)
 
 
-def read_marker(directory):
-    """Returns the parsed ``spec.json`` of ``directory``, or None if it has none."""
+def read_marker(split_dir):
+    """Returns the parsed ``spec.json`` of a split folder, or None if it has none."""
     try:
-        with open(os.path.join(directory, "spec.json")) as f:
+        with open(os.path.join(split_dir, MARKER_FILE)) as f:
             return json.load(f)
     except (OSError, ValueError):
         return None
@@ -134,15 +139,17 @@ def render_sample(spec, split, index):
     return render_scene(rng, spec.image_size)
 
 
-def write_split(directory, split, spec):
-    """Renders and writes the images and the COCO json of one split.
+def write_split(split_dir, split, spec):
+    """Renders and writes the images, the COCO json and the marker of one split.
 
     Args:
-        directory (str): dataset directory (normally a temporary one, see ``generate_shapes``).
+        split_dir (str): empty folder that receives the split (a staging folder, see
+            ``generate_split``).
         split (str): "train" or "val".
         spec (ShapesSpec): the dataset.
     """
-    json_file, image_root = split_paths(directory, split)
+    json_file = os.path.join(split_dir, ANNOTATIONS_FILE)
+    image_root = os.path.join(split_dir, IMAGES_FOLDER)
     os.makedirs(image_root)
     size = spec.image_size
     images, annotations = [], []
@@ -155,13 +162,14 @@ def write_split(directory, split, spec):
         for obj in objects:
             annotations.append(coco_annotation(obj, len(annotations) + 1, image_id))
     coco = {
-        "info": {"description": "focal_eiou_d2 synthetic shapes", "spec": spec.marker()},
+        "info": {"description": "focal_eiou_d2 synthetic shapes", "spec": spec.marker(split)},
         "licenses": [],
         "categories": categories(),
         "images": images,
         "annotations": annotations,
     }
     write_json(json_file, coco)
+    write_json(os.path.join(split_dir, MARKER_FILE), spec.marker(split))
 
 
 def write_json(path, obj):
@@ -170,63 +178,103 @@ def write_json(path, obj):
         json.dump(obj, f, sort_keys=True, separators=(",", ":"))
 
 
-def generate_shapes(directory, spec=DEFAULT_SPEC):
-    """Makes sure ``directory`` holds the dataset of ``spec``; generates it if not.
+def generate_split(directory, split, spec=DEFAULT_SPEC):
+    """Makes sure ``directory`` holds split ``split`` of ``spec``; generates only that split if not.
 
-    Nothing is done when ``directory/spec.json`` matches ``spec``. Otherwise the dataset is written
-    into a temporary sibling directory and swapped in, replacing an older dataset if there is one.
+    Nothing is done when ``<directory>/<split>/spec.json`` matches. Otherwise the split is written
+    into a staging folder in ``directory`` and renamed into place, replacing an outdated split
+    (another format version). Staging folders of processes that are gone are deleted first.
+
+    Args:
+        directory (str): dataset directory, e.g. ``dataset_dir(spec)``.
+        split (str): "train" or "val".
+        spec (ShapesSpec): the dataset.
+
+    Returns:
+        str: the split folder, ``<directory>/<split>``.
+
+    Raises:
+        ValueError: ``split`` is not one of ``SPLITS``.
+        FileExistsError: ``directory`` holds files that are not a shapes dataset: it is not touched.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+    split_dir = os.path.join(directory, split)
+    marker = spec.marker(split)
+
+    def is_current(path):
+        return read_marker(path) == marker
+
+    if is_current(split_dir):
+        return split_dir
+    check_not_foreign(directory)
+    retire_legacy(directory)
+    os.makedirs(directory, exist_ok=True)
+    remove_stale(directory)
+    logger.info(f"Generating the {split} split of the shapes dataset in {split_dir}")
+    staging = make_work_dir(directory, split, STAGING)
+    try:
+        write_split(staging, split, spec)
+        install(staging, split_dir, is_current)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if not is_current(split_dir):
+        raise RuntimeError(f"{split_dir} could not be replaced, or another process replaced it")
+    return split_dir
+
+
+def generate_shapes(directory, spec=DEFAULT_SPEC, splits=SPLITS):
+    """Makes sure ``directory`` holds the given splits of ``spec`` (see ``generate_split``).
 
     Args:
         directory (str): dataset directory, e.g. ``dataset_dir(spec)``.
         spec (ShapesSpec): the dataset.
+        splits (tuple[str]): the splits to generate if missing; both by default.
 
     Returns:
         str: ``directory``.
-
-    Raises:
-        FileExistsError: ``directory`` holds files but no ``spec.json``: it is not replaced.
     """
-    if read_marker(directory) == spec.marker():
-        return directory
-    if is_foreign(directory):
-        raise FileExistsError(f"{directory} is not empty and has no spec.json; not replacing it")
-    parent, name = os.path.split(os.path.abspath(directory))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{name}.tmp.", dir=parent)
-    os.chmod(staging, 0o755)  # mkdtemp makes it private; the dataset is not
-    try:
-        for split in SPLITS:
-            write_split(staging, split, spec)
-        write_json(os.path.join(staging, "spec.json"), spec.marker())
-        swap_in(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    if read_marker(directory) != spec.marker():
-        raise RuntimeError(f"{directory} could not be replaced, or another process replaced it")
+    for split in splits:
+        generate_split(directory, split, spec)
     return directory
 
 
-def is_foreign(directory):
-    """Whether ``directory`` exists, is not empty and has no ``spec.json`` (is not a dataset)."""
-    if not os.path.isdir(directory) or os.path.exists(os.path.join(directory, "spec.json")):
-        return False
-    return bool(os.listdir(directory))
+def is_legacy(directory):
+    """Whether ``directory`` holds a dataset of format 1 (see ``LEGACY_ENTRIES``)."""
+    marker = read_marker(directory)
+    return isinstance(marker, dict) and marker.get("format_version") == 1
 
 
-def swap_in(staging, directory):
-    """Renames the complete ``staging`` directory to ``directory``, removing an old one.
+def check_not_foreign(directory):
+    """Raises FileExistsError if ``directory`` holds something other than a shapes dataset.
 
-    If another process installs ``directory`` at the same time, its copy is kept and ``staging`` is
-    left for the caller to delete.
+    Ours are hidden entries (work folders), and split folders with a ``spec.json`` or, in a dataset
+    of format 1 (``is_legacy``), the ``LEGACY_ENTRIES``.
     """
-    parent, name = os.path.split(os.path.abspath(directory))
-    trash = tempfile.mkdtemp(prefix=f".{name}.old.", dir=parent)
-    try:
-        if os.path.isdir(directory):
-            os.replace(directory, trash)
-        os.replace(staging, directory)
-    except OSError:
-        if not os.path.isdir(directory):
-            raise
-    finally:
-        shutil.rmtree(trash, ignore_errors=True)
+    if not os.path.isdir(directory):
+        return
+    legacy = is_legacy(directory)
+    for name in os.listdir(directory):
+        if name.startswith(".") or (legacy and name in LEGACY_ENTRIES):
+            continue
+        if name not in SPLITS or read_marker(os.path.join(directory, name)) is None:
+            raise FileExistsError(
+                f"{directory} holds {name!r}, which is not part of a shapes dataset; not writing "
+                "there. Move it away, or generate the dataset elsewhere (--root, or "
+                "$DETECTRON2_DATASETS)."
+            )
+
+
+def retire_legacy(directory):
+    """Deletes the ``LEGACY_ENTRIES`` of a dataset of format 1 in ``directory``, if there is one.
+
+    They go into an ``old`` work folder first, the marker last, so that a kill part way leaves a
+    format-1 dataset that the next call retires, or nothing of it but that work folder.
+    """
+    if not is_legacy(directory):
+        return
+    old = make_work_dir(directory, "legacy", OLD)
+    present = [name for name in LEGACY_ENTRIES[1:] if os.path.exists(os.path.join(directory, name))]
+    for name in [*present, MARKER_FILE]:
+        os.replace(os.path.join(directory, name), os.path.join(old, name))
+    shutil.rmtree(old, ignore_errors=True)

@@ -55,6 +55,18 @@ def test_registration_is_lazy_and_loads(tmp_path, tiny_spec):
             MetadataCatalog.remove(name)
 
 
+def test_loading_one_split_generates_only_that_split(tmp_path, tiny_spec):
+    names = ("split_shapes_train", "split_shapes_val")
+    register_shapes(names, tiny_spec, root=str(tmp_path))
+    try:
+        assert len(DatasetCatalog.get(names[1])) == tiny_spec.val_images
+        assert os.listdir(dataset_dir(tiny_spec, str(tmp_path))) == ["val"]
+    finally:
+        for name in names:
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+
+
 def test_metadata(registered, tiny_spec):
     json_file, image_root = split_paths(dataset_dir(tiny_spec, registered), "val")
     metadata = MetadataCatalog.get(NAMES[1])

@@ -1,4 +1,4 @@
-"""Dataset files: exact annotations, byte-identical output, spec marker, atomic writes, CLI."""
+"""Dataset files: exact annotations, byte-identical output, split markers, atomic writes, CLI."""
 
 import dataclasses
 import filecmp
@@ -17,7 +17,7 @@ from focal_eiou_d2.data.shapes import CLASS_NAMES
 
 def load_split(directory, split):
     """Returns the split's COCO dict and its annotations grouped by image id."""
-    with open(os.path.join(directory, f"{split}.json")) as f:
+    with open(writer.split_paths(directory, split)[0]) as f:
         coco = json.load(f)
     by_image = {image["id"]: [] for image in coco["images"]}
     for annotation in coco["annotations"]:
@@ -43,8 +43,9 @@ def test_coco_structure(tiny_shapes, tiny_spec, split):
     assert all(len(annotations) >= 1 for annotations in by_image.values())
     ids = [a["id"] for a in coco["annotations"]]
     assert ids == list(range(1, len(ids) + 1))
+    image_root = writer.split_paths(tiny_shapes, split)[1]
     for image in coco["images"]:
-        path = os.path.join(tiny_shapes, split, image["file_name"])
+        path = os.path.join(image_root, image["file_name"])
         assert cv2.imread(path).shape == (image["height"], image["width"], 3)
 
 
@@ -56,8 +57,9 @@ def test_annotations_are_exact(tiny_shapes, split):
     non-object pixels around the mask, and almost none of those pixels have it (no missed edge).
     """
     coco, by_image = load_split(tiny_shapes, split)
+    image_root = writer.split_paths(tiny_shapes, split)[1]
     for image in coco["images"]:
-        pixels = cv2.imread(os.path.join(tiny_shapes, split, image["file_name"])).astype(int)
+        pixels = cv2.imread(os.path.join(image_root, image["file_name"])).astype(int)
         annotations = by_image[image["id"]]
         masks = [mask_util.decode(a["segmentation"]).astype(bool) for a in annotations]
         objects = np.any(masks, axis=0)
@@ -79,7 +81,7 @@ def test_annotations_are_exact(tiny_shapes, split):
 def test_same_seed_is_byte_identical(tiny_shapes, tiny_spec, tmp_path):
     again = generate_shapes(str(tmp_path / "again"), tiny_spec)
     files = all_files(tiny_shapes)
-    assert len(files) == 3 + tiny_spec.train_images + tiny_spec.val_images
+    assert len(files) == 2 * 2 + tiny_spec.train_images + tiny_spec.val_images
     assert all_files(again) == files
     match, mismatch, errors = filecmp.cmpfiles(tiny_shapes, again, files, shallow=False)
     assert mismatch == errors == []
@@ -88,7 +90,7 @@ def test_same_seed_is_byte_identical(tiny_shapes, tiny_spec, tmp_path):
 def test_different_seed_differs(tiny_shapes, tiny_spec, tmp_path):
     other = dataclasses.replace(tiny_spec, seed=tiny_spec.seed + 1)
     directory = generate_shapes(str(tmp_path / "other"), other)
-    for name in ("train.json", "val.json", "val/000001.png"):
+    for name in ("train/annotations.json", "val/annotations.json", "val/images/000001.png"):
         assert not filecmp.cmp(os.path.join(tiny_shapes, name), os.path.join(directory, name))
 
 
@@ -107,11 +109,11 @@ def count_split_writes(monkeypatch):
 def test_matching_spec_skips_generation(tmp_path, monkeypatch):
     spec = ShapesSpec(train_images=2, val_images=1, image_size=64)
     directory = generate_shapes(str(tmp_path / "d"), spec)
-    marker = os.stat(os.path.join(directory, "spec.json"))
+    marker = os.stat(os.path.join(directory, "train", "spec.json"))
     calls = count_split_writes(monkeypatch)
     assert generate_shapes(directory, spec) == directory
     assert calls == []
-    assert os.stat(os.path.join(directory, "spec.json")).st_mtime_ns == marker.st_mtime_ns
+    assert os.stat(os.path.join(directory, "train", "spec.json")).st_mtime_ns == marker.st_mtime_ns
 
 
 def test_changed_spec_regenerates(tmp_path, monkeypatch):
@@ -120,9 +122,10 @@ def test_changed_spec_regenerates(tmp_path, monkeypatch):
     changed = ShapesSpec(3, 2, image_size=64)
     generate_shapes(directory, changed)
     assert calls == ["train", "val"]
-    assert writer.read_marker(directory) == changed.marker()
+    assert writer.read_marker(os.path.join(directory, "val")) == changed.marker("val")
     assert len(load_split(directory, "train")[0]["images"]) == 3
-    assert sorted(os.listdir(tmp_path)) == ["d"]  # no staging or old copies left
+    assert sorted(os.listdir(tmp_path)) == ["d"]
+    assert sorted(os.listdir(directory)) == ["train", "val"]  # no staging or old copies left
 
 
 def fail_after(monkeypatch, count):
@@ -142,7 +145,7 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
     fail_after(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         generate_shapes(str(tmp_path / "d"), ShapesSpec(4, 2, image_size=64))
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path / "d") == []
 
 
 def test_interrupted_regeneration_keeps_old_dataset(tmp_path, monkeypatch):
@@ -151,8 +154,10 @@ def test_interrupted_regeneration_keeps_old_dataset(tmp_path, monkeypatch):
     fail_after(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         generate_shapes(directory, ShapesSpec(4, 2, image_size=64))
-    assert writer.read_marker(directory) == old.marker()
+    for split in writer.SPLITS:
+        assert writer.read_marker(os.path.join(directory, split)) == old.marker(split)
     assert os.listdir(tmp_path) == ["d"]
+    assert sorted(os.listdir(directory)) == ["train", "val"]
 
 
 def test_foreign_directory_is_not_replaced(tmp_path):
@@ -165,8 +170,9 @@ def test_foreign_directory_is_not_replaced(tmp_path):
 def test_spec_dirname_and_marker():
     spec = ShapesSpec(10, 5, image_size=64, seed=2)
     assert spec.dirname() == "64px_10train_5val_seed2"
-    assert spec.marker() == {
+    assert spec.marker("val") == {
         "format_version": writer.FORMAT_VERSION,
+        "split": "val",
         "train_images": 10,
         "val_images": 5,
         "image_size": 64,
@@ -179,7 +185,84 @@ def test_cli(tmp_path, capsys):
     cli.main(["--root", str(tmp_path), *args])
     directory = str(tmp_path / "64px_2train_1val_seed5")
     assert capsys.readouterr().out.strip() == directory
-    assert writer.read_marker(directory) == ShapesSpec(2, 1, 64, 5).marker()
+    for split in writer.SPLITS:
+        assert writer.read_marker(os.path.join(directory, split)) == ShapesSpec(2, 1, 64, 5).marker(
+            split
+        )
+    cli.main(["--root", str(tmp_path / "only_val"), "--splits", "val", *args])
+    assert os.listdir(tmp_path / "only_val" / "64px_2train_1val_seed5") == ["val"]
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--help"])
     assert exit_info.value.code == 0
+
+
+def test_one_split_is_generated_alone(tmp_path, monkeypatch):
+    directory = str(tmp_path / "d")
+    spec = ShapesSpec(3, 2, image_size=64)
+    calls = count_split_writes(monkeypatch)
+    assert writer.generate_split(directory, "val", spec) == os.path.join(directory, "val")
+    assert calls == ["val"]
+    assert os.listdir(directory) == ["val"]
+    val_marker = os.stat(os.path.join(directory, "val", "spec.json")).st_mtime_ns
+    generate_shapes(directory, spec)
+    assert calls == ["val", "train"]
+    assert os.stat(os.path.join(directory, "val", "spec.json")).st_mtime_ns == val_marker
+
+
+def test_unknown_split_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="split must be one of train, val, not 'test'"):
+        writer.generate_split(str(tmp_path / "d"), "test", ShapesSpec(1, 1, image_size=64))
+    assert os.listdir(tmp_path) == []
+
+
+def test_split_alone_is_byte_identical(tiny_shapes, tiny_spec, tmp_path):
+    directory = writer.generate_split(str(tmp_path / "alone"), "val", tiny_spec)
+    files = all_files(directory)
+    assert files == all_files(os.path.join(tiny_shapes, "val"))
+    match, mismatch, errors = filecmp.cmpfiles(
+        directory, os.path.join(tiny_shapes, "val"), files, shallow=False
+    )
+    assert mismatch == errors == []
+
+
+def test_outdated_split_is_replaced(tmp_path):
+    spec = ShapesSpec(2, 1, image_size=64)
+    directory = generate_shapes(str(tmp_path / "d"), spec)
+    marker_file = os.path.join(directory, "val", "spec.json")
+    writer.write_json(marker_file, {**spec.marker("val"), "format_version": 0})
+    writer.generate_split(directory, "val", spec)
+    assert writer.read_marker(os.path.join(directory, "val")) == spec.marker("val")
+    assert sorted(os.listdir(directory)) == ["train", "val"]
+
+
+def test_format_1_dataset_is_replaced(tmp_path):
+    """A dataset of the layout of format 1 (one marker for both splits) is regenerated."""
+    directory = tmp_path / "d"
+    for split in writer.SPLITS:
+        (directory / split).mkdir(parents=True)
+        (directory / split / "000001.png").write_bytes(b"old")
+        (directory / f"{split}.json").write_text("{}")
+    legacy = {"format_version": 1, "train_images": 2, "val_images": 1, "image_size": 64, "seed": 0}
+    writer.write_json(str(directory / "spec.json"), legacy)
+    spec = ShapesSpec(2, 1, image_size=64)
+    writer.generate_split(str(directory), "val", spec)
+    assert os.listdir(directory) == ["val"]
+    assert writer.read_marker(str(directory / "val")) == spec.marker("val")
+
+
+def test_format_1_dataset_with_foreign_files_is_not_touched(tmp_path):
+    legacy = {"format_version": 1, "train_images": 2, "val_images": 1, "image_size": 64, "seed": 0}
+    writer.write_json(str(tmp_path / "spec.json"), legacy)
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="'notes.txt'"):
+        writer.generate_split(str(tmp_path), "val", ShapesSpec(2, 1, image_size=64))
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt", "spec.json"]
+
+
+def test_foreign_split_folder_is_not_replaced(tmp_path):
+    (tmp_path / "val").mkdir()
+    (tmp_path / "val" / "mine.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="'val', which is not part of a shapes dataset"):
+        writer.generate_split(str(tmp_path), "val", ShapesSpec(1, 1, image_size=64))
+    assert os.listdir(tmp_path) == ["val"]
+    assert os.listdir(tmp_path / "val") == ["mine.txt"]
