@@ -123,3 +123,14 @@ def loss_params_from_config(cfg, node, smooth_l1_beta):
     if loss_type == "smooth_l1":
         params["beta"] = smooth_l1_beta
     return loss_type, params, cfg.MODEL.FOCAL_EIOU.NORMALIZE_BY_WEIGHTS
+
+
+def box_loss_node(cfg):
+    """The MODEL node whose BBOX_REG_LOSS_TYPE is a model's box-regression loss: RETINANET for
+    RetinaNet meta-architectures, ROI_BOX_HEAD (the R-CNN box head) otherwise."""
+    return "RETINANET" if "RetinaNet" in cfg.MODEL.META_ARCHITECTURE else "ROI_BOX_HEAD"
+
+
+def box_loss_type(cfg):
+    """The box-regression loss of a model (see :func:`box_loss_node`), e.g. "focal_eiou"."""
+    return cfg.MODEL[box_loss_node(cfg)].BBOX_REG_LOSS_TYPE

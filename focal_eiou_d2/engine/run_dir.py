@@ -174,3 +174,12 @@ def write_manifest(folder, digest, config_file=None, classes=None):
     with open(partial, "w") as f:
         json.dump(manifest, f, indent=2)
     os.replace(partial, os.path.join(folder, MANIFEST))
+
+
+def run_classes(weights):
+    """The class names recorded by the run that wrote ``weights`` (its folder's ``run.json``),
+    or None when the weights come from elsewhere."""
+    if not weights or "://" in weights:
+        return None
+    manifest = read_manifest(os.path.dirname(os.path.abspath(weights)))
+    return None if manifest is None else manifest.get("classes")

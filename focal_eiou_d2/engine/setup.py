@@ -9,6 +9,10 @@ from detectron2.config import get_cfg
 from detectron2.data import MetadataCatalog
 
 from focal_eiou_d2 import add_focal_eiou_config
+from focal_eiou_d2.config import box_loss_node
+from focal_eiou_d2.data import dataset_classes, num_classes_for, register_coco_datasets
+
+from .run_dir import run_classes
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +37,21 @@ def resolve_config_file(config_file):
     )
 
 
-def build_config(config_file, opts=(), *, output_dir=None, weights=None, cpu_fallback=False):
+def build_config(
+    config_file,
+    opts=(),
+    *,
+    output_dir=None,
+    weights=None,
+    cpu_fallback=False,
+    coco_datasets=(),
+    classes_from="train",
+):
     """Build the frozen config of ``config_file`` with ``opts`` merged in.
 
-    Registers the embedded datasets first. Unknown keys in the file or in ``opts`` raise
-    Detectron2's KeyError; this project's values are checked when the model is built.
+    Registers the embedded datasets and ``coco_datasets`` first (call it in every process of a
+    distributed run). Unknown keys in the file or in ``opts`` raise Detectron2's KeyError; this
+    project's values are checked when the model is built.
 
     Args:
         config_file (str): a YAML config (found relative to the project's checkout too).
@@ -46,19 +60,28 @@ def build_config(config_file, opts=(), *, output_dir=None, weights=None, cpu_fal
         weights (str or None): replaces MODEL.WEIGHTS (after ``opts``).
         cpu_fallback (bool): for inference tools: run on the CPU when the config asks for CUDA,
             CUDA is unavailable and ``opts`` do not ask for it explicitly.
+        coco_datasets (list[CocoDataset]): datasets of ``--coco-dataset``, registered first.
+        classes_from (str): where the head's class count comes from (see
+            :func:`class_count_node`): "train", the classes of DATASETS.TRAIN (training tools); "run",
+            those recorded with the run that trained MODEL.WEIGHTS, else DATASETS.TRAIN's
+            (inference tools: weights and head must match); "config", the config's value. A count
+            given in ``opts`` is kept, but may not be smaller than the dataset's.
 
     Returns:
         CfgNode: the frozen config.
 
     Raises:
-        ValueError: ``opts`` is not a list of KEY VALUE pairs, or asks for CUDA where there is
-            none (with ``cpu_fallback``).
+        ValueError: ``opts`` is not a list of KEY VALUE pairs, asks for CUDA where there is none
+            (with ``cpu_fallback``), or a dataset problem (``focal_eiou_d2.data.DatasetError``).
     """
     import focal_eiou_d2.data  # noqa: F401  registers the embedded datasets
 
+    if classes_from not in ("train", "run", "config"):
+        raise ValueError(f"classes_from must be train, run or config, got {classes_from!r}")
     opts = list(opts)
     if len(opts) % 2:
         raise ValueError(f"config overrides must be KEY VALUE pairs, got an odd number: {opts}")
+    register_coco_datasets(coco_datasets)
     cfg = get_cfg()
     add_focal_eiou_config(cfg)
     cfg.merge_from_file(resolve_config_file(config_file))
@@ -67,6 +90,16 @@ def build_config(config_file, opts=(), *, output_dir=None, weights=None, cpu_fal
         cfg.OUTPUT_DIR = output_dir
     if weights is not None:
         cfg.MODEL.WEIGHTS = weights
+    if classes_from != "config":
+        classes = run_classes(cfg.MODEL.WEIGHTS) if classes_from == "run" else None
+        if classes is None and cfg.DATASETS.TRAIN:
+            classes = dataset_classes(cfg.DATASETS.TRAIN)
+        if classes is not None:
+            head = class_count_node(cfg)
+            key = f"MODEL.{head}.NUM_CLASSES"
+            cfg.MODEL[head].NUM_CLASSES = num_classes_for(
+                len(classes), key, cfg.MODEL[head].NUM_CLASSES, key in opts[::2]
+            )
     if cpu_fallback and cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         if "MODEL.DEVICE" in opts[::2]:
             raise ValueError(f"MODEL.DEVICE {cfg.MODEL.DEVICE} was asked for; CUDA is unavailable")
@@ -74,6 +107,12 @@ def build_config(config_file, opts=(), *, output_dir=None, weights=None, cpu_fal
         cfg.MODEL.DEVICE = "cpu"
     cfg.freeze()
     return cfg
+
+
+def class_count_node(cfg):
+    """The node of MODEL whose NUM_CLASSES is the head's class count: RETINANET for RetinaNet
+    meta-architectures, ROI_HEADS otherwise."""
+    return "RETINANET" if box_loss_node(cfg) == "RETINANET" else "ROI_HEADS"
 
 
 def check_datasets_exist(cfg, splits=("TRAIN", "TEST")):

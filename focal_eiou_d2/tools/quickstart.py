@@ -38,7 +38,7 @@ from focal_eiou_d2.evaluation import (
     evaluate_boxes,
     load_ground_truth,
 )
-from focal_eiou_d2.visualization import loss_type
+from focal_eiou_d2.config import box_loss_type
 from focal_eiou_d2.visualization.draw import draw_detections, draw_ground_truth, side_by_side
 
 DEFAULT_CONFIG = "configs/quickstart/retinanet_R_18_FPN_shapes_focal_eiou.yaml"
@@ -203,7 +203,7 @@ def run(cfg, force=False, num_visualizations=4, config_file=None):
         os.replace(partial, os.path.join(cfg.OUTPUT_DIR, RESULTS_FILE))
     else:
         logger.info(f"{cfg.OUTPUT_DIR} holds the finished run of this config; --force retrains")
-    print(format_table(f"{cfg.MODEL.META_ARCHITECTURE} ({loss_type(cfg)})", saved["bbox"]))
+    print(format_table(f"{cfg.MODEL.META_ARCHITECTURE} ({box_loss_type(cfg)})", saved["bbox"]))
     if num_visualizations > 0:
         files = visualize(cfg, num_visualizations, saved["draw_threshold"])
         print(
