@@ -7,6 +7,10 @@ Examples:
         --config-file configs/COCO-Detection/retinanet_R_50_FPN_1x_focal_eiou.yaml
     # resume an interrupted run (same config, same OUTPUT_DIR)
     python train_net.py --num-gpus 8 --resume --config-file ...
+    # your own COCO-format data (repeat --coco-dataset for each split)
+    python train_net.py --config-file configs/quickstart/retinanet_R_18_FPN_shapes_focal_eiou.yaml \\
+        --coco-dataset my_train train.json images/ --coco-dataset my_val val.json images/ \\
+        DATASETS.TRAIN "('my_train',)" DATASETS.TEST "('my_val',)" OUTPUT_DIR output/mine
     # evaluation of a trained model
     python train_net.py --eval-only \\
         --config-file configs/COCO-Detection/retinanet_R_50_FPN_1x_focal_eiou.yaml \\
@@ -26,6 +30,7 @@ from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 
+from focal_eiou_d2.data import DatasetError, add_coco_dataset_argument
 from focal_eiou_d2.engine import (
     FocalEIoUTrainer,
     OutputDirError,
@@ -34,11 +39,23 @@ from focal_eiou_d2.engine import (
     claim_output_dir,
     load_trained_weights,
 )
+from focal_eiou_d2.engine.setup import resolve_config_file
+
+
+def build_cfg(args):
+    """The frozen config of the command line (registers its ``--coco-dataset`` datasets: every
+    process calls it)."""
+    return build_config(
+        args.config_file,
+        args.opts,
+        coco_datasets=args.coco_datasets,
+        classes_from="run" if args.eval_only else "train",
+    )
 
 
 def setup(args):
     """The frozen config of the command line, after Detectron2's ``default_setup``."""
-    cfg = build_config(args.config_file, args.opts)
+    cfg = build_cfg(args)
     default_setup(cfg, args)
     return cfg
 
@@ -70,12 +87,13 @@ def main(args):
 def check_and_claim(args):
     """Before any process starts: check the config and, to train, claim OUTPUT_DIR for this run
     (see the module docstring)."""
-    cfg = build_config(args.config_file, args.opts)
+    cfg = build_cfg(args)
     check_datasets_exist(cfg, splits=("TEST",) if args.eval_only else ("TRAIN", "TEST"))
     if args.eval_only or args.machine_rank != 0:
         return
-    same_config_run = claim_output_dir(cfg, force=args.force, config_file=args.config_file)
-    if same_config_run and not (args.resume or args.force):
+    claim_output_dir(cfg, force=args.force, config_file=args.config_file)
+    has_checkpoint = os.path.isfile(os.path.join(cfg.OUTPUT_DIR, "last_checkpoint"))
+    if has_checkpoint and not (args.resume or args.force):
         raise OutputDirError(
             f"{cfg.OUTPUT_DIR} already holds a run of this config; pass --resume to continue it "
             "(or to evaluate it again once finished), or --force to delete it and start over."
@@ -84,6 +102,7 @@ def check_and_claim(args):
 
 def parse_args(argv=None):
     parser = default_argument_parser()
+    add_coco_dataset_argument(parser)
     parser.add_argument(
         "--force",
         action="store_true",
@@ -93,7 +112,14 @@ def parse_args(argv=None):
     if args.num_gpus < 1 or args.num_machines < 1 or not 0 <= args.machine_rank < args.num_machines:
         parser.error("--num-gpus and --num-machines must be >= 1, 0 <= --machine-rank < machines")
     if len(args.opts) % 2:
-        parser.error(f"config overrides must be KEY VALUE pairs, got: {' '.join(args.opts)}")
+        parser.error(
+            f"config overrides must be KEY VALUE pairs (options such as --resume go before "
+            f"them), got: {' '.join(args.opts)}"
+        )
+    try:
+        args.config_file = resolve_config_file(args.config_file)
+    except FileNotFoundError as error:
+        parser.error(str(error))
     return args
 
 
@@ -102,7 +128,7 @@ if __name__ == "__main__":
     print("Command Line Args:", args)
     try:
         check_and_claim(args)
-    except (OutputDirError, FileNotFoundError, KeyError, ValueError) as error:
+    except (OutputDirError, DatasetError, FileNotFoundError, KeyError, ValueError) as error:
         sys.exit(f"train_net.py: error: {error}")
     launch(
         main,

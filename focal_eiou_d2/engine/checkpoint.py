@@ -76,7 +76,8 @@ class TrainingCheckpointer(DetectionCheckpointer):
         """Set aside the unusable checkpoint ``path``; point ``last_checkpoint`` at the newest
         other periodic checkpoint, or remove it if there is none."""
         comm.synchronize()  # every process has tried ``path``
-        if comm.is_main_process() and os.path.isfile(path):
+        renamed = os.path.isfile(path)
+        if comm.is_main_process() and renamed:
             os.replace(path, f"{path}.corrupt")
         comm.synchronize()
         candidates = sorted(name for name in os.listdir(self.save_dir) if _PERIODIC.fullmatch(name))
@@ -84,11 +85,7 @@ class TrainingCheckpointer(DetectionCheckpointer):
             "checkpoint %s cannot be used (%s)%s; %s",
             path,
             problem,
-            (
-                f", renamed to {os.path.basename(path)}.corrupt"
-                if os.path.isfile(f"{path}.corrupt")
-                else ""
-            ),
+            f", renamed to {os.path.basename(path)}.corrupt" if renamed else "",
             f"resuming from {candidates[-1]}" if candidates else "training starts over",
         )
         if comm.is_main_process():

@@ -38,6 +38,8 @@ RUN_FILES = (
 )
 RUN_FILE_PREFIXES = ("model_", "events.out.tfevents.", "log.txt.rank")
 RUN_FOLDERS = ("inference", "visualizations")
+# What makes a run worth keeping: checkpoints and results (logs alone are not).
+RESULT_FILES = ("last_checkpoint", "quickstart_results.json", "inference/")
 
 _held_locks = {}
 
@@ -140,10 +142,11 @@ def claim_output_dir(cfg, *, force=False, config_file=None, classes=None):
     existing = run_files(folder)
     if manifest is not None and manifest.get("config_digest") == digest and not force:
         return True
-    if existing and not force:
+    keep = [name for name in existing if name in RESULT_FILES or name.startswith("model_")]
+    if keep and not force:
         what = (
-            f"a run of another config ({manifest.get('config_file') or 'unknown file'}, started "
-            f"{manifest.get('started', '?')})"
+            f"a run of another config (started {manifest.get('started', '?')} by: "
+            f"{manifest.get('command', '?')})"
             if manifest
             else f"files of a run this tool did not start ({', '.join(existing[:4])}, ...)"
         )
@@ -152,7 +155,7 @@ def claim_output_dir(cfg, *, force=False, config_file=None, classes=None):
             f"config, or --force to delete that run ({len(existing)} files and folders) and train "
             "this config there."
         )
-    if existing:
+    if keep:
         logger.warning("--force: deleting the run in %s: %s", folder, ", ".join(existing))
         for name in existing:
             path = os.path.join(folder, name)

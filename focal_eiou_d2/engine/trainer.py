@@ -1,6 +1,7 @@
 """Detectron2's DefaultTrainer with exact resume (Detectron2 0.6 and main) and COCO evaluation."""
 
 import logging
+import os
 import weakref
 
 from detectron2.engine import DefaultTrainer, hooks
@@ -15,6 +16,8 @@ logger = logging.getLogger(__name__)
 # Detectron2's git main checkpoints the optimizer itself (DefaultTrainer.state_dict/load_state_dict
 # save and load "_trainer"); 0.6 does not, and this trainer adds it there.
 _DETECTRON2_SAVES_OPTIMIZER = "load_state_dict" in vars(DefaultTrainer)
+# The name Detectron2's PeriodicCheckpointer gives the checkpoint after the last iteration.
+FINAL_CHECKPOINT = "model_final"
 
 
 class FocalEIoUTrainer(DefaultTrainer):
@@ -99,5 +102,10 @@ class FocalEIoUTrainer(DefaultTrainer):
         """
         if isinstance(self.data_loader, ResumableTrainLoader):
             self.data_loader.start_at(self.start_iter)
+        final = os.path.join(self.cfg.OUTPUT_DIR, f"{FINAL_CHECKPOINT}.pth")
+        if self.start_iter >= self.max_iter and not os.path.isfile(final):
+            # Resumed from the checkpoint of the last iteration, the final one having been set
+            # aside as damaged: these are the final weights.
+            self.checkpointer.save(FINAL_CHECKPOINT)
         super().train()
         return getattr(self, "_last_eval_results", None)

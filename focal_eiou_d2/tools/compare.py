@@ -2,7 +2,7 @@
 localization errors.
 
 Each model is given by a config and weights (inference runs on ``--dataset``) or by a COCO results
-file it already wrote (e.g. ``OUTPUT_DIR/inference/coco_instances_results.json``)::
+file it already wrote (e.g. ``OUTPUT_DIR/inference/<dataset>/coco_instances_results.json``)::
 
     python -m focal_eiou_d2.tools.compare --dataset shapes_val --output report/ \
         --config-a A.yaml --weights-a A.pth --config-b B.yaml --weights-b B.pth
@@ -12,53 +12,52 @@ file it already wrote (e.g. ``OUTPUT_DIR/inference/coco_instances_results.json``
 
 Writes ``report.md``, ``report.json`` and ``ap_vs_iou.png`` to ``--output``, and the predictions
 of every model it ran to ``predictions_a.json`` / ``predictions_b.json`` there (reusable with
-``--predictions-a`` / ``--predictions-b``).
+``--predictions-a`` / ``--predictions-b``). The metrics and their definitions are those of
+``focal_eiou_d2/evaluation/box_metrics.py``.
 
-Definitions (all boxes COCO XYWH, IoU as COCO computes it):
-
-- AP at a threshold t: COCO's AP at IoU t, area "all", 100 detections per image, in percent;
-  "AP" is their mean over t = 0.50, 0.55, ..., 0.95. AP small/medium/large: COCO's APs, APm,
-  APl (mean over the ten thresholds, ground truth of area < 32^2, 32^2 to 96^2, > 96^2). AP,
-  APs, APm and APl equal those Detectron2's COCOEvaluator reports for the same detections.
-- Localization: the detections with score >= ``--score-threshold`` (default 0.5, the default
-  threshold of ``demo/demo.py``, so the counts describe the boxes the demo draws) are matched to
-  the ground truth as COCO matches at IoU 0.5: per image and class, in descending score order,
-  each detection takes the still unmatched, non-crowd ground-truth box it overlaps most, if that
-  IoU is >= 0.5. A matched detection is *well localized* if its IoU is >= 0.75 and a
-  *localization error* if 0.5 <= IoU < 0.75. Unmatched detections (false positives at IoU 0.5)
-  and missed ground-truth boxes are counted too, with the mean IoU of the matched pairs.
+``--opts KEY VALUE ...`` overrides the config of both models, as in Detectron2's demo. A model
+takes its class count and class names from the run that trained its weights (the ``run.json``
+beside them); they must be the classes of ``--dataset``. Bad arguments, an output folder that
+cannot be written, unusable predictions files and weights that do not fit their model are errors
+(exit status 1) before any report is written.
 """
 
 import argparse
-import contextlib
-import io
 import json
 import logging
 import os
+import sys
 
 import numpy as np
-import pycocotools.mask as mask_util
-from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.data import DatasetCatalog, MetadataCatalog, build_detection_test_loader
-from detectron2.evaluation import DatasetEvaluator, inference_on_dataset
-from detectron2.modeling import build_model
-from detectron2.structures import BoxMode
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils.logger import setup_logger
 from matplotlib.figure import Figure
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 
-import focal_eiou_d2.data  # noqa: F401  (registers shapes_train and shapes_val)
-from focal_eiou_d2.visualization import load_config, model_name, model_names
+from focal_eiou_d2.data import DatasetError, add_coco_dataset_argument, register_coco_datasets
+from focal_eiou_d2.engine import build_config
+from focal_eiou_d2.engine.run_dir import run_classes
+from focal_eiou_d2.engine.setup import class_count_node
+from focal_eiou_d2.evaluation import (
+    AREAS,
+    DEFAULT_SCORE_THRESHOLD,
+    GOOD_IOU,
+    IOU_THRESHOLDS,
+    MATCH_IOU,
+    evaluate_boxes,
+    load_ground_truth,
+    localization_counts,
+    run_inference,
+)
+from focal_eiou_d2.visualization import ensure_writable_folder, model_name, model_names
 
 logger = logging.getLogger(__name__)
 
-# COCOeval's IoU thresholds (np.linspace(0.5, 0.95, 10)), rounded for the report.
-IOU_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
-AREAS = ("small", "medium", "large")
-DEFAULT_SCORE_THRESHOLD = 0.5
-MATCH_IOU = 0.5
-GOOD_IOU = 0.75
+SIDES = ("a", "b")
+# Keys of a COCO result (one detection).
+RESULT_KEYS = ("image_id", "category_id", "bbox", "score")
+# Errors of the arguments, the configs (KeyError: an unknown key), the datasets, the predictions
+# files and the weights (DatasetError and WeightsMismatchError are ValueErrors): one line each.
+USAGE_ERRORS = (FileNotFoundError, KeyError, ValueError)
 
 
 def delta(a, b):
@@ -214,37 +213,123 @@ def write_report(report, output_dir):
     return paths
 
 
-def model_detections(args, side):
-    """The detections and the default name of model ``side`` ("a" or "b").
+def read_predictions(path, coco_gt, dataset_name):
+    """Reads a COCO results file and checks that it describes images of the dataset.
 
-    Reads ``--predictions-<side>`` if given; else runs ``--config-<side>`` with
-    ``--weights-<side>`` on the dataset and saves the detections as ``predictions_<side>.json``.
+    Args:
+        path (str): a JSON list of detections, each with ``image_id``, ``category_id``, ``bbox``
+            (XYWH) and ``score``.
+        coco_gt (COCO): the dataset's ground truth.
+        dataset_name (str): its name, for the messages.
+
+    Returns:
+        list[dict]: the detections.
+
+    Raises:
+        ValueError: the file cannot be read, is not such a list, or names images or categories
+            that the dataset does not have.
     """
-    config, predictions = getattr(args, f"config_{side}"), getattr(args, f"predictions_{side}")
-    cfg = load_config(config, args.opts, getattr(args, f"weights_{side}")) if config else None
-    default_name = model_name(cfg) if cfg else f"model {side.upper()}"
-    if predictions:
-        with open(predictions) as f:
-            return json.load(f), default_name
+    try:
+        with open(path) as f:
+            detections = json.load(f)
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise ValueError(f"{path} is not JSON: {error}") from None
+    if not isinstance(detections, list) or not all(
+        isinstance(d, dict) and all(key in d for key in RESULT_KEYS) for d in detections
+    ):
+        raise ValueError(
+            f"{path} is not a COCO results file: a JSON list of detections, each with "
+            f"{', '.join(RESULT_KEYS)} (as Detectron2 writes coco_instances_results.json)"
+        )
+    for key, known, what in (
+        ("image_id", set(coco_gt.getImgIds()), "images"),
+        ("category_id", set(coco_gt.getCatIds()), "categories"),
+    ):
+        unknown = sorted({d[key] for d in detections} - known, key=str)
+        if unknown:
+            raise ValueError(
+                f"{path} has detections of {len(unknown)} {what} that dataset {dataset_name!r} "
+                f"does not have ({key} {', '.join(map(str, unknown[:3]))}"
+                f"{', ...' if len(unknown) > 3 else ''}): were they made on another dataset?"
+            )
+    return detections
+
+
+def model_config(args, side):
+    """The config of model ``side`` ("a" or "b"), or None if it is given by predictions only.
+
+    Its head has the class count of the run that trained its weights, which must be the classes
+    of ``--dataset``.
+
+    Raises:
+        ValueError: the config cannot be built, or the model's classes are not the dataset's.
+        FileNotFoundError: the config or the weights do not exist.
+    """
+    config_file = getattr(args, f"config_{side}")
+    if config_file is None:
+        return None
+    weights = getattr(args, f"weights_{side}")
+    cfg = build_config(
+        config_file,
+        args.opts,
+        weights=weights,
+        cpu_fallback=True,
+        coco_datasets=args.coco_datasets,
+        classes_from="run",
+    )
+    if getattr(args, f"predictions_{side}") is None:
+        if "://" not in weights and not os.path.isfile(weights):
+            raise FileNotFoundError(f"--weights-{side} {weights} not found")
+        check_classes(cfg, args.dataset, side)
+    return cfg
+
+
+def check_classes(cfg, dataset_name, side):
+    """Raises ValueError if model ``side`` does not predict the classes of the dataset.
+
+    The model's classes are those recorded by the run that trained its weights; without such a
+    record only the head's class count is compared.
+    """
+    expected = MetadataCatalog.get(dataset_name).get("thing_classes", None)
+    if expected is None:
+        return
+    classes = run_classes(cfg.MODEL.WEIGHTS)
+    node = class_count_node(cfg)
+    if classes is not None and list(classes) != list(expected):
+        found = f"was trained on the classes {', '.join(classes)}"
+    elif classes is None and cfg.MODEL[node].NUM_CLASSES != len(expected):
+        found = f"has {cfg.MODEL[node].NUM_CLASSES} classes (MODEL.{node}.NUM_CLASSES)"
+    else:
+        return
+    raise ValueError(
+        f"model {side.upper()} ({cfg.MODEL.WEIGHTS}) {found}, but dataset {dataset_name!r} has "
+        f"{len(expected)}: {', '.join(expected)}. Compare on a dataset of the model's classes"
+    )
+
+
+def run_model(args, side, cfg):
+    """The detections of model ``side`` on the dataset, saved as ``predictions_<side>.json`` in
+    ``--output`` (reusable with ``--predictions-<side>``)."""
     detections = run_inference(cfg, args.dataset)
-    os.makedirs(args.output, exist_ok=True)
     with open(os.path.join(args.output, f"predictions_{side}.json"), "w") as f:
         json.dump(detections, f)
-    return detections, default_name
+    return detections
 
 
 def parse_args(argv=None):
-    """Parses the command line; see ``--help``."""
+    """Parses the command line and checks its values (see ``--help``)."""
     parser = argparse.ArgumentParser(
         description="Compare two detectors: AP per IoU threshold, per size, localization errors."
     )
     parser.add_argument("--dataset", required=True, help="registered dataset, e.g. shapes_val")
     parser.add_argument("--output", required=True, help="folder of the report")
-    for side in ("a", "b"):
+    for side in SIDES:
         parser.add_argument(
             f"--config-{side}", metavar="FILE", help=f"config of model {side.upper()}"
         )
-        parser.add_argument(f"--weights-{side}", metavar="FILE", help="its checkpoint")
+        parser.add_argument(f"--weights-{side}", metavar="FILE", help="its trained weights")
         parser.add_argument(
             f"--predictions-{side}", metavar="FILE", help="COCO results json instead of a model"
         )
@@ -253,29 +338,91 @@ def parse_args(argv=None):
         "--score-threshold",
         type=float,
         default=DEFAULT_SCORE_THRESHOLD,
-        help="score threshold of the localization counts (default: %(default)s)",
+        help="score threshold of the localization counts, in [0, 1] (default: %(default)s)",
     )
-    parser.add_argument("--opts", nargs="*", default=[], help="KEY VALUE overrides of both models")
+    parser.add_argument(
+        "--opts",
+        nargs="*",
+        default=[],
+        metavar="KEY VALUE",
+        help="config overrides of both models, as in Detectron2's demo: KEY VALUE pairs, e.g. "
+        "MODEL.DEVICE cpu",
+    )
+    add_coco_dataset_argument(parser)
     args = parser.parse_args(argv)
-    for side in ("a", "b"):
-        if not (getattr(args, f"config_{side}") or getattr(args, f"predictions_{side}")):
+    for side in SIDES:
+        config, weights, predictions = (
+            getattr(args, f"{kind}_{side}") for kind in ("config", "weights", "predictions")
+        )
+        if not (config or predictions):
             parser.error(f"model {side}: give --config-{side} or --predictions-{side}")
+        if config and not predictions and not weights:
+            parser.error(f"--config-{side} needs --weights-{side}, the trained weights to run")
+        if weights and predictions:
+            parser.error(f"give --weights-{side} or --predictions-{side}, not both")
+        if weights and not config:
+            parser.error(f"--weights-{side} needs --config-{side}, the config of those weights")
+    if not 0 <= args.score_threshold <= 1:
+        parser.error(f"--score-threshold must be in [0, 1], got {args.score_threshold}")
+    if len(args.opts) % 2:
+        parser.error(f"--opts takes KEY VALUE pairs, got an odd number: {' '.join(args.opts)}")
     return args
 
 
+def compare_models(args):
+    """Checks everything, then runs or reads both models and writes the report.
+
+    Returns:
+        dict: the report (see ``compare_detections``).
+
+    Raises:
+        ValueError, FileNotFoundError, KeyError: see ``USAGE_ERRORS``; all raised before any
+            inference, except weights that do not fit their model (``WeightsMismatchError``).
+    """
+    ensure_writable_folder(args.output, f"--output {args.output}")
+    register_coco_datasets(args.coco_datasets)
+    if args.dataset not in DatasetCatalog.list():
+        raise DatasetError(
+            f"--dataset {args.dataset} is not a registered dataset: name one (e.g. shapes_val), "
+            f"or register it with --coco-dataset {args.dataset} ANNOTATIONS_JSON IMAGE_DIR"
+        )
+    coco_gt = load_ground_truth(args.dataset)
+    configs, given = {}, {}
+    for side in SIDES:
+        configs[side] = model_config(args, side)
+        predictions = getattr(args, f"predictions_{side}")
+        given[side] = read_predictions(predictions, coco_gt, args.dataset) if predictions else None
+    detections = [
+        run_model(args, side, configs[side]) if given[side] is None else given[side]
+        for side in SIDES
+    ]
+    names = model_names(
+        *(
+            getattr(args, f"name_{side}")
+            or (model_name(configs[side]) if configs[side] else f"model {side.upper()}")
+            for side in SIDES
+        )
+    )
+    report = compare_detections(coco_gt, *detections, names, args.score_threshold)
+    for path in write_report(report, args.output):
+        logger.info("wrote %s", path)
+    return report
+
+
 def main(argv=None):
-    """Writes the comparison report; returns the report dict."""
+    """Writes the comparison report and prints it; returns the report dict.
+
+    Raises:
+        SystemExit: a usage error (the message says what is wrong).
+    """
     args = parse_args(argv)
     setup_logger(name="fvcore")
     setup_logger()
     setup_logger(name="focal_eiou_d2")
-    coco_gt = load_ground_truth(args.dataset)
-    detections_a, default_a = model_detections(args, "a")
-    detections_b, default_b = model_detections(args, "b")
-    names = model_names(args.name_a or default_a, args.name_b or default_b)
-    report = compare_detections(coco_gt, detections_a, detections_b, names, args.score_threshold)
-    for path in write_report(report, args.output):
-        logger.info("wrote %s", path)
+    try:
+        report = compare_models(args)
+    except USAGE_ERRORS as error:
+        sys.exit(f"compare: error: {error}")
     print(format_markdown(report))
     return report
 

@@ -1,6 +1,7 @@
-"""demo/demo.py with tiny randomly initialized RetinaNets on generated shapes images."""
+"""demo/demo.py with tiny randomly initialized models on generated images."""
 
 import importlib.util
+import logging
 import os
 import shutil
 import subprocess
@@ -10,16 +11,20 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from coco_tiny import CLASS_NAME, write_coco_tiny
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.modeling import build_model
 from tiny_models import REPO, tiny_cfg
 
 from focal_eiou_d2.data import CLASS_NAMES, ShapesSpec, register_shapes
+from focal_eiou_d2.engine.run_dir import config_digest, write_manifest
 from focal_eiou_d2.visualization.draw import GAP, HEADER_HEIGHT
 
 SIZE = 96  # side of the generated images
 DATASET = "demo_shapes_val"
+# No random model scores a detection 1.0: nothing is drawn but the ground truth.
+NO_DETECTIONS = ["--confidence-threshold", "1.0"]
 
 
 def load_demo():
@@ -32,34 +37,63 @@ def load_demo():
 demo = load_demo()
 
 
-def save_tiny_model(directory, loss_type, seed):
-    """Writes ``<loss_type>.yaml`` and ``<loss_type>.pth`` of a random tiny RetinaNet."""
-    cfg = tiny_cfg("retinanet", loss_type)
-    cfg.MODEL.RETINANET.NUM_CLASSES = len(CLASS_NAMES)
-    cfg.DATASETS.TEST = ("shapes_val",)  # class names of the default metadata
+def save_run(folder, cfg, classes=tuple(CLASS_NAMES), seed=0):
+    """Writes ``config.yaml`` and ``model_final.pth`` of a random model of ``cfg`` to ``folder``,
+    with the ``run.json`` of a training tool recording ``classes`` (none if None).
+
+    Returns:
+        tuple[str, str]: the config file and the weights.
+    """
+    os.makedirs(folder, exist_ok=True)
     torch.manual_seed(seed)
-    DetectionCheckpointer(build_model(cfg), save_dir=str(directory)).save(loss_type)
-    config_file = directory / f"{loss_type}.yaml"
-    config_file.write_text(cfg.dump())
-    return str(config_file), str(directory / f"{loss_type}.pth")
+    DetectionCheckpointer(build_model(cfg), save_dir=str(folder)).save("model_final")
+    config_file = os.path.join(folder, "config.yaml")
+    with open(config_file, "w") as f:
+        f.write(cfg.dump())
+    if classes is not None:
+        write_manifest(str(folder), config_digest(cfg), config_file, list(classes))
+    return config_file, os.path.join(folder, "model_final.pth")
+
+
+def shapes_cfg(architecture="retinanet", loss_type="smooth_l1"):
+    """A tiny model of the shapes classes, as the training tools configure one."""
+    cfg = tiny_cfg(architecture, loss_type)
+    cfg.MODEL.RETINANET.NUM_CLASSES = cfg.MODEL.ROI_HEADS.NUM_CLASSES = len(CLASS_NAMES)
+    cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = ("shapes_train",), ("shapes_val",)
+    return cfg
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """Config files and weights of model A (smooth_l1) and model B (focal_eiou)."""
     directory = tmp_path_factory.mktemp("models")
-    return save_tiny_model(directory, "smooth_l1", 0), save_tiny_model(directory, "focal_eiou", 1)
+    return (
+        save_run(directory / "smooth_l1", shapes_cfg("retinanet", "smooth_l1"), seed=0),
+        save_run(directory / "focal_eiou", shapes_cfg("retinanet", "focal_eiou"), seed=1),
+    )
 
 
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory):
-    """The records of a registered 3-image validation split of shapes."""
+    """The records of the train and val splits of a registered shapes dataset (1 and 3 images)."""
     spec = ShapesSpec(train_images=1, val_images=3, image_size=SIZE)
-    register_shapes(("demo_shapes_train", DATASET), spec, root=str(tmp_path_factory.mktemp("d")))
-    yield DatasetCatalog.get(DATASET)
-    for name in ("demo_shapes_train", DATASET):
+    names = ("demo_shapes_train", DATASET)
+    register_shapes(names, spec, root=str(tmp_path_factory.mktemp("d")))
+    yield {split: DatasetCatalog.get(name) for split, name in zip(("train", "val"), names)}
+    for name in names:
         DatasetCatalog.remove(name)
         MetadataCatalog.remove(name)
+
+
+@pytest.fixture
+def demo_log():
+    """The messages of the demo's logger."""
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    demo.logger.addHandler(handler)
+    yield messages
+    demo.logger.removeHandler(handler)
 
 
 def model_args(models, compare=True):
@@ -70,16 +104,23 @@ def model_args(models, compare=True):
     return args
 
 
-def image_shape(path):
+def read_image(path):
     image = cv2.imread(str(path))
     assert image is not None, path
-    return image.shape
+    return image
+
+
+def has_dashed_outline(panel, bbox):
+    """Whether the top edge of the XYWH ``bbox`` in ``panel`` has the ground truth's dashes."""
+    x0, y0, width, _ = (int(round(v)) for v in bbox)
+    colours = {tuple(int(c) for c in pixel) for pixel in panel[y0, x0 : x0 + width]}
+    return {(0, 0, 0), (255, 255, 255)} <= colours
 
 
 def test_cli_comparison_skips_corrupt_files_and_exits_1(models, shapes, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
-    for record in shapes[:2]:
+    for record in shapes["val"][:2]:
         shutil.copy(record["file_name"], folder)
     (folder / "x.png").write_bytes(np.random.default_rng(0).bytes(500))
     (folder / "y.jpg").write_bytes(b"")
@@ -90,49 +131,210 @@ def test_cli_comparison_skips_corrupt_files_and_exits_1(models, shapes, tmp_path
     run = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
     log = run.stdout + run.stderr
     assert run.returncode == 1, log
-    assert "x.png" in log and "y.jpg" in log and "empty file" in log
+    assert f"{folder / 'x.png'}: not a readable image" in log
+    assert f"{folder / 'y.jpg'}: empty file" in log
     assert f"2 images written to {output}, 2 failed" in log
     written = sorted(os.listdir(output))
-    assert written == sorted(os.path.basename(r["file_name"]) for r in shapes[:2])
+    assert written == sorted(os.path.basename(r["file_name"]) for r in shapes["val"][:2])
     for name in written:
-        assert image_shape(output / name) == (HEADER_HEIGHT + SIZE, 2 * SIZE + GAP, 3)
+        assert read_image(output / name).shape == (HEADER_HEIGHT + SIZE, 2 * SIZE + GAP, 3)
 
 
 def test_single_model_keeps_each_image_size_and_exits_0(models, tmp_path):
     generator = np.random.default_rng(1)
-    inputs = []
     for name, shape in (("a.png", (64, 80, 3)), ("b.jpg", (50, 40, 3))):
         cv2.imwrite(str(tmp_path / name), generator.integers(0, 256, shape, dtype=np.uint8))
-        inputs.append(str(tmp_path / name))
     output = tmp_path / "out"
     argv = [*model_args(models, compare=False), "--input", str(tmp_path / "*.*")]
     assert demo.main([*argv, "--output", str(output)]) == 0
-    assert image_shape(output / "a.png") == (64, 80, 3)
-    assert image_shape(output / "b.jpg") == (50, 40, 3)
+    assert read_image(output / "a.png").shape == (64, 80, 3)
+    assert read_image(output / "b.jpg").shape == (50, 40, 3)
 
 
 def test_ground_truth_is_drawn_in_both_halves_of_one_output_file(models, shapes, tmp_path):
-    record, output = shapes[0], tmp_path / "vis" / "picture.png"
+    record, output = shapes["val"][0], tmp_path / "vis" / "picture.png"
     args = model_args(models) + ["--input", record["file_name"], "--output", str(output)]
-    args += ["--dataset", DATASET, "--show-gt", "--confidence-threshold", "1.01"]
+    args += ["--dataset", DATASET, "--show-gt", *NO_DETECTIONS]
     result = demo.run_demo(demo.parse_args(args))
     assert result.written == [str(output)] and result.failed == []
-    assert image_shape(output) == (HEADER_HEIGHT + SIZE, 2 * SIZE + GAP, 3)
-    panel = cv2.imread(str(output))[HEADER_HEIGHT:]
-    x0, y0, width, _ = (int(round(v)) for v in record["annotations"][0]["bbox"])
+    panel = read_image(output)[HEADER_HEIGHT:]
+    assert panel.shape == (SIZE, 2 * SIZE + GAP, 3)
     for left in (0, SIZE + GAP):
-        edge = panel[y0, left + x0 : left + x0 + width]
-        colours = {tuple(int(c) for c in pixel) for pixel in edge}
-        assert {(0, 0, 0), (255, 255, 255)} <= colours
+        assert has_dashed_outline(panel[:, left : left + SIZE], record["annotations"][0]["bbox"])
+
+
+def test_show_gt_finds_images_by_path_never_by_name(models, shapes, tmp_path, demo_log):
+    # Every split names its files 000001.png, ...: a train image and a copy of a val image in
+    # another folder have names of val images, but are not images of the val dataset.
+    train_image = shapes["train"][0]["file_name"]
+    copied = tmp_path / "elsewhere" / os.path.basename(shapes["val"][1]["file_name"])
+    copied.parent.mkdir()
+    shutil.copy(shapes["val"][1]["file_name"], copied)
+    val_record = shapes["val"][2]
+    inputs = [train_image, str(copied), val_record["file_name"]]
+    assert len({os.path.basename(p) for p in inputs}) == 3
+    output = tmp_path / "out"
+    args = [*model_args(models, compare=False), "--input", *inputs, "--output", str(output)]
+    result = demo.run_demo(demo.parse_args(args + ["--dataset", DATASET, "--show-gt"]))
+    assert len(result.written) == 3 and result.failed == []
+    for path in inputs[:2]:  # drawn without ground truth (and without detections): unchanged
+        np.testing.assert_array_equal(read_image(output / os.path.basename(path)), read_image(path))
+    drawn = read_image(output / os.path.basename(val_record["file_name"]))
+    assert has_dashed_outline(drawn, val_record["annotations"][0]["bbox"])
+    warnings = [m for m in demo_log if "not images of dataset" in m]
+    assert len(warnings) == 1 and warnings[0].startswith("2 of 3 images")
+    assert train_image in warnings[0] and str(copied) in warnings[0]
+
+
+def test_weights_of_another_architecture_stop_the_demo_naming_the_keys(models, tmp_path):
+    faster_config, _ = save_run(tmp_path / "faster", shapes_cfg("faster_rcnn"))
+    _, retinanet_weights = models[0]
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
+    as_model_a = ["--config-file", faster_config, "--opts", "MODEL.WEIGHTS", retinanet_weights]
+    as_model_b = [*model_args(models, compare=False), "--compare-config", faster_config]
+    as_model_b += ["--compare-weights", retinanet_weights]
+    for argv in (as_model_a, as_model_b):
+        argv += ["--input", str(image), "--output", str(tmp_path / "out")]
+        message = run_expecting_error(argv)
+        assert message.startswith(f"demo: error: the weights in {retinanet_weights} do not fit")
+        assert "missing (" in message and "unexpected (head." in message
+    assert not (tmp_path / "out" / "a.png").exists()
+
+
+def test_class_count_and_names_follow_the_run_of_the_weights(tmp_path):
+    # The config file says 7 shapes classes; the run that wrote the weights trained on 2.
+    cfg = shapes_cfg()
+    cfg.MODEL.RETINANET.NUM_CLASSES = 2
+    _, weights = save_run(tmp_path / "run", cfg, classes=("cat", "dog"))
+    cfg.MODEL.RETINANET.NUM_CLASSES = len(CLASS_NAMES)
+    (tmp_path / "seven.yaml").write_text(cfg.dump())
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((32, 32, 3), np.uint8))
+    args = ["--config-file", str(tmp_path / "seven.yaml"), "--opts", "MODEL.WEIGHTS", weights]
+    args += ["--input", str(tmp_path / "a.png"), "--output", str(tmp_path / "out")]
+    (model,) = demo.prepare(demo.parse_args(args)).models
+    assert model.predictor.cfg.MODEL.RETINANET.NUM_CLASSES == 2
+    assert model.metadata.thing_classes == ["cat", "dog"]
+
+
+@pytest.fixture
+def coco_dataset(tmp_path):
+    """A COCO-format dataset of JPEG images, one class with category id 7 (not registered)."""
+    json_file, image_root = write_coco_tiny(tmp_path / "coco", num_images=2)
+    yield "demo_coco", json_file, image_root
+    for catalog in (DatasetCatalog, MetadataCatalog):
+        if "demo_coco" in catalog.list():
+            catalog.remove("demo_coco")
+
+
+def test_coco_dataset_option_gives_ground_truth_and_the_run_s_class(coco_dataset, tmp_path):
+    name, json_file, image_root = coco_dataset
+    cfg = shapes_cfg()
+    cfg.MODEL.RETINANET.NUM_CLASSES = 1
+    config_file, weights = save_run(tmp_path / "run", cfg, classes=(CLASS_NAME,))
+    image = os.path.join(image_root, sorted(os.listdir(image_root))[0])
+    output = tmp_path / "out.png"
+    args = ["--config-file", config_file, "--opts", "MODEL.WEIGHTS", weights]
+    args += ["--coco-dataset", name, json_file, image_root, "--dataset", name, "--show-gt"]
+    args += ["--input", image, "--output", str(output), *NO_DETECTIONS]
+    assert demo.main(args) == 0
+    record = next(r for r in DatasetCatalog.get(name) if r["file_name"] == image)
+    assert has_dashed_outline(read_image(output), record["annotations"][0]["bbox"])
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--confidence-threshold", "1.5"], "--confidence-threshold must be in [0, 1], got 1.5"),
+        (["--confidence-threshold", "-1"], "--confidence-threshold must be in [0, 1], got -1.0"),
+        (["--confidence-threshold", "nan"], "--confidence-threshold must be in [0, 1], got nan"),
+        (["--opts", "MODEL.DEVICE"], "--opts takes KEY VALUE pairs"),
+        (["--compare-config", "b.yaml"], "--compare-config needs --compare-weights"),
+        (["--show-gt"], "--show-gt needs --dataset"),
+    ],
+)
+def test_bad_values_are_refused_by_the_parser(extra, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        demo.parse_args(["--config-file", "a.yaml", "--input", "x", "--output", "y", *extra])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Makes building a model fail the test: what is checked must be checked before."""
+
+    def build_predictor(cfg, weights):
+        raise AssertionError("a model was built")
+
+    monkeypatch.setattr(demo, "build_predictor", build_predictor)
+
+
+def run_expecting_error(argv):
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main(argv)
+    return str(exit_info.value.code)
+
+
+def test_output_that_cannot_be_written_is_an_error_before_any_model(models, tmp_path, no_model):
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((8, 8, 3), np.uint8))
+    inputs = ["--input", str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    cases = [
+        (str(blocker), f"--output {blocker}: {blocker} is a file, not a folder"),
+        (str(blocker / "vis"), f"--output {blocker / 'vis'}: cannot create the folder"),
+        (str(tmp_path / "one.png"), "is an image file name, but 2 images are given"),
+    ]
+    for output, message in cases:
+        error = run_expecting_error([*model_args(models), *inputs, "--output", output])
+        assert error.startswith("demo: error: ") and message in error
+
+
+def test_inputs_that_give_no_image_are_an_error_before_any_model(models, tmp_path, no_model):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("")
+    argv = [*model_args(models), "--output", str(tmp_path / "out"), "--input"]
+    error = run_expecting_error([*argv, str(tmp_path / "empty"), str(tmp_path / "*.jpg")])
+    assert f"no images in {tmp_path / 'empty'} (extensions: .bmp, .jpeg, .jpg, .png," in error
+    assert f"no file matches {tmp_path / '*.jpg'}" in error
+    error = run_expecting_error([*argv, str(tmp_path / "missing.png")])
+    assert error == f"demo: error: no such file: {tmp_path / 'missing.png'}"
+    assert not (tmp_path / "out").exists()
+
+
+def test_opts_apply_to_both_models_and_b_has_its_own_weights(models, tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((32, 32, 3), np.uint8))
+    args = model_args(models) + ["--input", str(tmp_path / "a.png"), "--output", str(tmp_path)]
+    args[args.index("--opts") + 1 : args.index("--opts") + 1] = ["INPUT.MIN_SIZE_TEST", "48"]
+    job = demo.prepare(demo.parse_args(args))
+    configs = [model.predictor.cfg for model in job.models]
+    assert [cfg.INPUT.MIN_SIZE_TEST for cfg in configs] == [48, 48]
+    assert [cfg.MODEL.WEIGHTS for cfg in configs] == [weights for _, weights in models]
+    assert job.titles == ("smooth_l1 (baseline)", "focal_eiou")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the fallback without CUDA")
+def test_a_cuda_config_runs_on_the_cpu_unless_cuda_is_asked_for(tmp_path):
+    cfg = shapes_cfg()
+    cfg.MODEL.DEVICE = "cuda"
+    config_file, weights = save_run(tmp_path / "run", cfg)
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((32, 32, 3), np.uint8))
+    argv = ["--config-file", config_file, "--input", str(tmp_path / "a.png")]
+    argv += ["--output", str(tmp_path / "out"), "--opts", "MODEL.WEIGHTS", weights]
+    assert demo.main(argv) == 0
+    error = run_expecting_error([*argv, "MODEL.DEVICE", "cuda:0"])
+    assert "MODEL.DEVICE cuda:0 was asked for; CUDA is unavailable" in error
 
 
 def test_expand_inputs_reads_folders_globs_and_files(tmp_path):
     for name in ("b.png", "a.JPG", "c.txt"):
         (tmp_path / name).write_bytes(b"x")
     folder, missing = str(tmp_path), str(tmp_path / "missing.png")
-    paths, unmatched = demo.expand_inputs([folder, str(tmp_path / "*.png"), missing])
+    paths, problems = demo.expand_inputs([folder, str(tmp_path / "*.png"), missing])
     assert paths == [str(tmp_path / "a.JPG"), str(tmp_path / "b.png")]
-    assert unmatched == [missing]
+    assert problems == [f"no such file: {missing}"]
 
 
 def test_output_paths_do_not_overwrite_repeated_names(tmp_path):

@@ -1,4 +1,7 @@
-"""Drawing helpers of focal_eiou_d2.visualization, on hand-made detections (no model)."""
+"""Drawing helpers and labels of focal_eiou_d2.visualization, on hand-made detections (no model)."""
+
+import json
+import os
 
 import numpy as np
 import pytest
@@ -7,12 +10,12 @@ from detectron2.data import MetadataCatalog
 from detectron2.structures import Boxes, BoxMode, Instances
 from tiny_models import tiny_cfg
 
-import focal_eiou_d2.data  # noqa: F401  (registers shapes_val)
+from focal_eiou_d2.data import CLASS_NAMES
 from focal_eiou_d2.visualization import (
+    class_metadata,
     draw_detections,
     draw_ground_truth,
-    load_config,
-    loss_type,
+    ensure_writable_folder,
     model_name,
     model_names,
     side_by_side,
@@ -90,7 +93,6 @@ def test_model_names_come_from_the_box_loss_of_the_architecture():
     retinanet.MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_TYPE = "giou"
     faster = tiny_cfg("faster_rcnn", "focal_eiou")
     faster.MODEL.RETINANET.BBOX_REG_LOSS_TYPE = "giou"
-    assert loss_type(retinanet) == "smooth_l1" and loss_type(faster) == "focal_eiou"
     assert model_name(retinanet) == "smooth_l1 (baseline)"
     assert model_names(model_name(retinanet), model_name(faster)) == (
         "smooth_l1 (baseline)",
@@ -99,14 +101,46 @@ def test_model_names_come_from_the_box_loss_of_the_architecture():
     assert model_names("eiou", "eiou") == ("eiou (A)", "eiou (B)")
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the fallback without CUDA")
-def test_load_config_falls_back_to_cpu_unless_cuda_is_asked_for(tmp_path):
-    cfg = tiny_cfg()
-    cfg.MODEL.DEVICE = "cuda"
-    config_file = tmp_path / "cuda.yaml"
-    config_file.write_text(cfg.dump())
-    loaded = load_config(str(config_file), ["MODEL.RETINANET.NUM_CLASSES", 7], weights="w.pth")
-    assert loaded.MODEL.DEVICE == "cpu" and loaded.MODEL.WEIGHTS == "w.pth"
-    assert loaded.MODEL.RETINANET.NUM_CLASSES == 7
-    with pytest.raises(ValueError, match="CUDA"):
-        load_config(str(config_file), ["MODEL.DEVICE", "cuda:0"])
+def weights_of_run(folder, classes):
+    """A weights path in ``folder``, beside a run.json recording ``classes`` (None: no run.json)."""
+    os.makedirs(folder, exist_ok=True)
+    if classes is not None:
+        with open(os.path.join(folder, "run.json"), "w") as f:
+            json.dump({"classes": classes}, f)
+    return os.path.join(folder, "model_final.pth")
+
+
+def test_class_names_are_the_run_s_then_the_dataset_s_then_ids(tmp_path):
+    cfg = tiny_cfg("faster_rcnn")
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = 2
+    cfg.MODEL.WEIGHTS = weights_of_run(tmp_path / "run", ["cat", "dog"])
+    assert class_metadata(cfg, "shapes_val").thing_classes == ["cat", "dog"]
+    cfg.MODEL.WEIGHTS = weights_of_run(tmp_path / "elsewhere", None)
+    assert (
+        class_metadata(cfg, "shapes_val").get("thing_classes", None) is None
+    )  # 7 names, 2 classes
+    assert class_metadata(cfg).get("thing_classes", None) is None
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = len(CLASS_NAMES)
+    assert class_metadata(cfg, "shapes_val").thing_classes == list(CLASS_NAMES)
+    assert MetadataCatalog.get("shapes_val").thing_classes == list(CLASS_NAMES)  # not modified
+
+
+def test_output_folder_is_made_or_refused_with_the_option_named(tmp_path):
+    folder = tmp_path / "a" / "b"
+    ensure_writable_folder(str(folder), "--output x")
+    assert folder.is_dir()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="--output y: .*file is a file, not a folder"):
+        ensure_writable_folder(str(tmp_path / "file"), "--output y")
+    with pytest.raises(ValueError, match="--output z: cannot create the folder .*file/sub"):
+        ensure_writable_folder(str(tmp_path / "file" / "sub"), "--output z")
+
+
+def test_output_folder_that_is_not_writable_is_refused(tmp_path):
+    (tmp_path / "locked").mkdir(mode=0o500)
+    if os.access(tmp_path / "locked", os.W_OK):
+        pytest.skip("this process may write into read-only folders (root)")
+    with pytest.raises(ValueError, match="not writable"):
+        ensure_writable_folder(str(tmp_path / "locked"), "--output locked")
+    with pytest.raises(ValueError, match="cannot create the folder"):
+        ensure_writable_folder(str(tmp_path / "locked" / "sub"), "--output locked/sub")

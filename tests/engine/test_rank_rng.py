@@ -39,7 +39,9 @@ def test_every_rank_restores_its_own_random_state(tmp_path):
     mp.spawn(save_then_draw, args=(str(tmp_path),), nprocs=2)
     checkpoint = torch.load(tmp_path / "model_0000003.pth", weights_only=False)
     assert len(checkpoint["rng_states"]) == 2
-    assert not torch.equal(checkpoint["rng_states"][0]["torch"], checkpoint["rng_states"][1]["torch"])
+    assert not torch.equal(
+        checkpoint["rng_states"][0]["torch"], checkpoint["rng_states"][1]["torch"]
+    )
     mp.spawn(restore_then_draw, args=(str(tmp_path), 2), nprocs=2)
     for rank in range(2):
         expected = torch.load(tmp_path / f"expected.{rank}")

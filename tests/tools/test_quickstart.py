@@ -1,4 +1,5 @@
-"""The quickstart job trains, evaluates, saves and visualizes; a second run reuses its results."""
+"""The quickstart job trains, evaluates, saves and visualizes; a second run reuses its results, a
+changed config never overwrites them, and damaged final weights are repaired."""
 
 import json
 import os
@@ -8,17 +9,21 @@ import torch
 from tiny_models import SMOKE_OPTS
 
 from focal_eiou_d2.data import MINI_SPEC, register_shapes
+from focal_eiou_d2.engine import OutputDirError, build_config, config_digest
 from focal_eiou_d2.tools import quickstart
 
 CONFIG = "configs/quickstart/retinanet_R_18_FPN_shapes_focal_eiou.yaml"
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("quickstart")
-    register_shapes(("qs_train", "qs_val"), MINI_SPEC, root=str(root / "data"))
-    opts = SMOKE_OPTS + ["DATASETS.TRAIN", "('qs_train',)", "DATASETS.TEST", "('qs_val',)"]
-    cfg = quickstart.build_cfg(CONFIG, opts, output_dir=str(root / "run"))
+def data_opts(tmp_path_factory):
+    register_shapes(("qs_train", "qs_val"), MINI_SPEC, root=str(tmp_path_factory.mktemp("data")))
+    return SMOKE_OPTS + ["DATASETS.TRAIN", "('qs_train',)", "DATASETS.TEST", "('qs_val',)"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, data_opts):
+    cfg = build_config(CONFIG, data_opts, output_dir=str(tmp_path_factory.mktemp("run")))
     return cfg, quickstart.run(cfg, num_visualizations=2)
 
 
@@ -27,33 +32,35 @@ def test_run_evaluates_with_finite_ap(finished_run):
     for key in ("AP", "AP50", "AP75"):  # size bands may hold no object of the mini dataset
         assert 0.0 <= saved["bbox"][key] <= 100.0
     assert len(saved["ap_per_iou"]) == len(saved["iou_thresholds"]) == 10
+    assert 0 < saved["draw_threshold"] < 1 and 0 <= saved["draw_f1"] <= 1
     with open(os.path.join(cfg.OUTPUT_DIR, quickstart.RESULTS_FILE)) as f:
         written = json.load(f)
-    assert written["config_digest"] == saved["config_digest"]
-    assert written["ap_per_iou"] == saved["ap_per_iou"]
+    assert json.dumps(written, sort_keys=True) == json.dumps(saved, sort_keys=True)
     assert len(os.listdir(os.path.join(cfg.OUTPUT_DIR, "visualizations"))) == 2
 
 
 def test_second_run_reuses_results(finished_run, monkeypatch):
     cfg, saved = finished_run
 
-    def fail(*args):
+    def fail(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr(quickstart, "train_and_evaluate", fail)
     again = quickstart.run(cfg, num_visualizations=0)
-    assert again["config_digest"] == saved["config_digest"]
-    assert again["bbox"]["AP"] == saved["bbox"]["AP"]
+    assert json.dumps(again, sort_keys=True) == json.dumps(saved, sort_keys=True)
 
 
-def test_changed_config_is_not_served_from_cache(finished_run):
-    cfg, _ = finished_run
+def test_changed_config_does_not_touch_the_finished_run(finished_run):
+    cfg, saved = finished_run
+    files = {name: os.stat(os.path.join(cfg.OUTPUT_DIR, name)).st_mtime_ns for name in
+             ("model_final.pth", quickstart.RESULTS_FILE)}  # fmt: skip
     changed = cfg.clone()
     changed.defrost()
-    changed.SOLVER.BASE_LR = 0.005
-    path = os.path.join(cfg.OUTPUT_DIR, quickstart.RESULTS_FILE)
-    assert quickstart.cached_results(cfg, path) is not None
-    assert quickstart.cached_results(changed, path) is None
+    changed.SOLVER.MAX_ITER = 3
+    with pytest.raises(OutputDirError, match="holds a run of another config"):
+        quickstart.run(changed, num_visualizations=0)
+    for name, mtime in files.items():
+        assert os.stat(os.path.join(cfg.OUTPUT_DIR, name)).st_mtime_ns == mtime
 
 
 def test_digest_ignores_the_output_directory_only(finished_run):
@@ -63,17 +70,27 @@ def test_digest_ignores_the_output_directory_only(finished_run):
     moved.OUTPUT_DIR = "elsewhere"
     changed.defrost()
     changed.SEED = cfg.SEED + 1
-    assert quickstart.config_digest(moved) == quickstart.config_digest(cfg)
-    assert quickstart.config_digest(changed) != quickstart.config_digest(cfg)
+    assert config_digest(moved) == config_digest(cfg)
+    assert config_digest(changed) != config_digest(cfg)
 
 
-def test_checkpoints_of_another_config_are_not_resumed(finished_run):
-    cfg, _ = finished_run
-    changed = cfg.clone()
-    changed.defrost()
-    changed.SOLVER.BASE_LR = 0.005
-    assert quickstart.can_resume(cfg)
-    assert not quickstart.can_resume(changed)
+def test_damaged_final_weights_are_trained_again(tmp_path, data_opts):
+    cfg = build_config(
+        CONFIG, data_opts + ["SOLVER.CHECKPOINT_PERIOD", "1"], output_dir=str(tmp_path)
+    )
+    saved = quickstart.run(cfg, num_visualizations=0)
+    final = tmp_path / quickstart.FINAL_WEIGHTS
+    final.write_bytes(final.read_bytes()[:1000])  # truncated, e.g. by a full disk
+    again = quickstart.run(cfg, num_visualizations=1)  # drawing loads the final weights
+    assert json.dumps(again["bbox"]) == json.dumps(saved["bbox"])
+    assert again["model_final_sha256"] == quickstart.file_digest(final)
+    assert (tmp_path / "model_final.pth.corrupt").exists()
+
+
+def test_default_config_is_found_from_another_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = build_config(quickstart.DEFAULT_CONFIG)
+    assert cfg.MODEL.RETINANET.BBOX_REG_LOSS_TYPE == "focal_eiou"
 
 
 def test_table_lists_ap_and_per_class_ap():
@@ -87,7 +104,7 @@ def _initial_state(cfg):
     torch.seed()  # reseed at random: whatever ran before must not matter
     trainer = quickstart.build_trainer(cfg)
     weights = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
-    batch = next(trainer._trainer._data_loader_iter)
+    batch = next(iter(trainer.data_loader))
     boxes = torch.cat([item["instances"].gt_boxes.tensor.flatten() for item in batch])
     return weights, boxes
 
