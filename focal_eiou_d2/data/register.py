@@ -10,7 +10,7 @@ import functools
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
 
-from .shapes import CLASS_COLORS, CLASS_NAMES
+from .shapes import CLASS_COLORS
 from .writer import DEFAULT_SPEC, SPLITS, dataset_dir, generate_split, split_paths
 
 DEFAULT_NAMES = ("shapes_train", "shapes_val")
@@ -69,7 +69,7 @@ def register_split(name, directory, split, spec):
         image_root=image_root,
         evaluator_type="coco",
         generated_on_first_use=True,
-        thing_classes=list(CLASS_NAMES),
-        thing_colors=[list(colour) for colour in CLASS_COLORS],
-        thing_dataset_id_to_contiguous_id={i + 1: i for i in range(len(CLASS_NAMES))},
+        thing_classes=list(spec.class_names()),
+        thing_colors=[list(colour) for colour in CLASS_COLORS[: len(spec.class_names())]],
+        thing_dataset_id_to_contiguous_id={i + 1: i for i in range(len(spec.class_names()))},
     )

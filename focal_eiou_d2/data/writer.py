@@ -30,6 +30,9 @@ from tqdm import tqdm
 from .root import default_root
 from .scene import render_scene
 from .shapes import CLASS_NAMES
+
+# The classes of a ``one_class`` spec.
+ONE_CLASS_NAMES = ("shape",)
 from .staging import OLD, STAGING, install, make_work_dir, remove_stale
 
 # Bump when the generator's output changes, so that existing datasets are regenerated.
@@ -53,12 +56,16 @@ class ShapesSpec:
         val_images (int): number of validation images.
         image_size (int): side of the square images, in pixels.
         seed (int): base seed; image i of split s uses ``np.random.default_rng([seed, s, i])``.
+        one_class (bool): annotate every object as the one class "shape" (same images): a
+            detector of this variant learns the classes at once, so what it gets wrong is
+            mostly localization, which is what box-regression losses differ in.
     """
 
     train_images: int = 1500
     val_images: int = 250
     image_size: int = 256
     seed: int = 0
+    one_class: bool = False
 
     def num_images(self, split):
         """Returns the number of images of ``split`` ("train" or "val")."""
@@ -66,7 +73,12 @@ class ShapesSpec:
 
     def dirname(self):
         """Returns a name that tells specs apart, e.g. ``256px_1500train_250val_seed0``."""
-        return f"{self.image_size}px_{self.train_images}train_{self.val_images}val_seed{self.seed}"
+        name = f"{self.image_size}px_{self.train_images}train_{self.val_images}val_seed{self.seed}"
+        return name + ("_1class" if self.one_class else "")
+
+    def class_names(self):
+        """Returns the class names, in category-id order (ids 1..K)."""
+        return ONE_CLASS_NAMES if self.one_class else CLASS_NAMES
 
     def marker(self, split):
         """Returns the json-able content of ``<split>/spec.json``."""
@@ -103,25 +115,27 @@ def read_marker(split_dir):
         return None
 
 
-def categories():
-    """Returns the COCO ``categories`` list: ids 1..K in ``CLASS_NAMES`` order."""
+def categories(spec):
+    """Returns the COCO ``categories`` list: ids 1..K in ``spec.class_names()`` order."""
     return [
-        {"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(CLASS_NAMES)
+        {"id": i + 1, "name": name, "supercategory": "shape"}
+        for i, name in enumerate(spec.class_names())
     ]
 
 
-def coco_annotation(obj, annotation_id, image_id):
+def coco_annotation(obj, annotation_id, image_id, spec):
     """Converts a ``SceneObject`` into a COCO annotation dict.
 
     The bbox is tight around the visible pixels, the area is their count and the segmentation is
-    their compressed RLE with ``counts`` as str.
+    their compressed RLE with ``counts`` as str. The category is the object's shape, or 1 for a
+    ``one_class`` spec.
     """
     rle = mask_util.encode(np.asfortranarray(obj.mask.astype(np.uint8)))
     rle["counts"] = rle["counts"].decode("ascii")
     return {
         "id": annotation_id,
         "image_id": image_id,
-        "category_id": obj.category + 1,
+        "category_id": 1 if spec.one_class else obj.category + 1,
         "bbox": obj.bbox(),
         "area": int(obj.mask.sum()),
         "segmentation": rle,
@@ -160,11 +174,11 @@ def write_split(split_dir, split, spec):
         cv2.imwrite(os.path.join(image_root, file_name), image, PNG_PARAMS)
         images.append({"id": image_id, "file_name": file_name, "height": size, "width": size})
         for obj in objects:
-            annotations.append(coco_annotation(obj, len(annotations) + 1, image_id))
+            annotations.append(coco_annotation(obj, len(annotations) + 1, image_id, spec))
     coco = {
         "info": {"description": "focal_eiou_d2 synthetic shapes", "spec": spec.marker(split)},
         "licenses": [],
-        "categories": categories(),
+        "categories": categories(spec),
         "images": images,
         "annotations": annotations,
     }

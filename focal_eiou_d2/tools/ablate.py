@@ -1,34 +1,73 @@
-"""Train one config with several box losses and seeds; tabulate COCO AP as the paper's Table 1.
+"""Train one config with several box losses, seeds and config values; tabulate the paper's way.
 
-    python -m focal_eiou_d2.tools.ablate \\
-        --config-file configs/quickstart/retinanet_R_18_FPN_shapes.yaml \\
-        --losses smooth_l1 giou ciou eiou focal_eiou --seeds 0 1 2 --output-dir output/ablation
+    python -m focal_eiou_d2.tools.ablate --config-file CONFIG \\
+        --losses smooth_l1 eiou focal_eiou "smooth_l1[MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=0.25]" \\
+        --seeds 0 1 2 3 4 --baseline smooth_l1 --output-dir output/ablation [KEY VALUE ...]
 
-Each (loss, seed) run trains and evaluates in its own process through the quickstart job, in
-``<output-dir>/<loss>/seed<seed>``. The runner is resumable: finished runs (whose results match
-their config) are not redone, and an interrupted run resumes from its last checkpoint. Loss weights
-follow the paper (Sec. 5.2): 1.0 for the l_n-norm losses, 2.5 for the IoU-based losses.
+Rows are losses, each optionally with its own overrides in brackets; ``--set KEY=V1,V2,...``
+adds a grid over config values (e.g. ``--set MODEL.FOCAL_EIOU.GAMMA=0.25,0.5,1,2``, Fig. 9), run
+for every row. Every (row, grid value, seed) trains and evaluates in its own process through the
+quickstart job, in ``<output-dir>/runs/<run>``; the box-loss weight follows the paper (Sec. 5.2:
+1.0 for l_n-norm losses, 2.5 for IoU-based losses) unless a row sets it.
 
-Writes ``table.md`` and ``table.json`` (mean +- sample standard deviation over seeds of AP, AP50,
-AP75, APs, APm, APl) and ``ap_vs_iou.png`` (mean AP at each IoU threshold per loss).
-``--finished-only`` writes them from the runs finished so far, training none (the ``seeds``
-column says how many runs each row averages).
+Each finished run leaves a small result file in ``<results-dir>/<run>.json`` (default
+``<output-dir>/results``): its metrics and a fingerprint (training code, protocol, torch version,
+device; see ``focal_eiou_d2.engine.fingerprint``). The tables are rebuilt from those files, so a
+results folder kept in git lets a later session continue where one stopped; a table never mixes
+fingerprints. An interrupted run resumes exactly where it stopped (so its seed stays paired),
+and finished runs are not redone.
+
+Writes ``table.md`` / ``table.json`` to the output folder: per row and grid value the mean +- sample
+standard deviation over seeds of AP, AP50, AP75, AP85 and AP95, and the difference to the
+baseline row paired by seed, with its 95 % confidence interval (Student t); ``ap_vs_iou.png``;
+and ``sweep.png`` (AP against each ``--set`` value, Fig. 9's layout). ``--finished-only``
+tabulates without training.
 """
 
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
+from dataclasses import dataclass, field
+from itertools import product
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from focal_eiou_d2.config import box_loss_node, box_loss_type
+from focal_eiou_d2.data import DatasetError, add_coco_dataset_argument
+from focal_eiou_d2.engine import OutputDirError, build_config, config_digest
+from focal_eiou_d2.engine.fingerprint import fingerprint, git_commit
+from focal_eiou_d2.engine.run_dir import lock_output_dir
+from focal_eiou_d2.evaluation import IOU_THRESHOLDS
+from focal_eiou_d2.evaluation.statistics import (
+    CONFIDENCE,
+    mean_half_width,
+    mean_std,
+    paired_difference,
+)
 from focal_eiou_d2.layers import BOX_LOSSES
-from focal_eiou_d2.tools.quickstart import AP_KEYS, RESULTS_FILE, build_cfg, cached_results
-from focal_eiou_d2.visualization import loss_type
+from focal_eiou_d2.tools.quickstart import RESULTS_FILE
 
 DEFAULT_LOSSES = ("smooth_l1", "giou", "ciou", "eiou", "focal_eiou")
+# The columns of the tables: COCO AP and AP at four IoU thresholds.
+METRICS = ("AP", "AP50", "AP75", "AP85", "AP95")
+# Names in the paper's tables.
+PAPER_NAMES = {
+    "smooth_l1": "Smooth L1",
+    "iou": "IoU",
+    "giou": "GIoU",
+    "diou": "DIoU",
+    "ciou": "CIoU",
+    "eiou": "EIoU",
+    "focal_l1": "FocalL1",
+    "balanced_l1": "BalancedL1",
+    "focal_eiou_v1": "Focal-EIoU v1",
+    "focal_eiou": "Focal-EIoU",
+    "focal_eiou_star": "Focal-EIoU*",
+}
 
 
 def loss_weight(loss):
@@ -36,137 +75,353 @@ def loss_weight(loss):
     return 2.5 if BOX_LOSSES[loss].on_boxes else 1.0
 
 
-def run_opts(cfg, loss, seed, output_dir):
-    """Config overrides (KEY VALUE ...) of one run."""
-    node = "RETINANET" if "RetinaNet" in cfg.MODEL.META_ARCHITECTURE else "ROI_BOX_HEAD"
-    return [
-        f"MODEL.{node}.BBOX_REG_LOSS_TYPE", loss,
-        f"MODEL.{node}.BBOX_REG_LOSS_WEIGHT", str(loss_weight(loss)),
-        "SEED", str(seed),
-        "OUTPUT_DIR", output_dir,
-    ]  # fmt: skip
+@dataclass(frozen=True)
+class Row:
+    """A row of the table: a loss, with overrides of its own (KEY, VALUE) pairs."""
+
+    loss: str
+    overrides: tuple = ()
+
+    @property
+    def label(self):
+        name = PAPER_NAMES.get(self.loss, self.loss)
+        extra = ", ".join(f"{key.rsplit('.', 1)[-1]}={value}" for key, value in self.overrides)
+        return f"{name} ({extra})" if extra else name
+
+    @property
+    def text(self):
+        """The command-line form, e.g. ``smooth_l1[MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=0.25]``."""
+        extra = ",".join(f"{key}={value}" for key, value in self.overrides)
+        return f"{self.loss}[{extra}]" if extra else self.loss
 
 
-def run_one(config_file, opts, train=True):
-    """Train and evaluate one run in a fresh process; return its saved results.
+def parse_row(text):
+    """A :class:`Row` from ``LOSS`` or ``LOSS[KEY=VALUE,KEY=VALUE]``."""
+    match = re.fullmatch(r"([a-z0-9_]+)(?:\[(.+)\])?", text)
+    if not match or match.group(1) not in BOX_LOSSES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not LOSS or LOSS[KEY=VALUE,...] with LOSS among {', '.join(BOX_LOSSES)}"
+        )
+    overrides = []
+    for item in (match.group(2) or "").split(",") if match.group(2) else []:
+        key, _, value = item.partition("=")
+        if not key or not value:
+            raise argparse.ArgumentTypeError(f"{item!r} in {text!r} is not KEY=VALUE")
+        overrides.append((key, value))
+    return Row(match.group(1), tuple(overrides))
 
-    Returns:
-        dict or None: the run's ``quickstart_results.json``; None for a run that has not finished
-        when ``train`` is False.
-    """
-    cfg = build_cfg(config_file, opts)
-    path = os.path.join(cfg.OUTPUT_DIR, RESULTS_FILE)
-    saved = cached_results(cfg, path)
-    if saved is not None:
-        print(f"[ablate] {cfg.OUTPUT_DIR}: finished earlier, skipped", flush=True)
-        return saved
-    if not train:
-        print(f"[ablate] {cfg.OUTPUT_DIR}: not finished, left out", flush=True)
-        return None
-    print(f"[ablate] {cfg.OUTPUT_DIR}: training", flush=True)
-    command = [sys.executable, "-m", "focal_eiou_d2.tools.quickstart", "--config-file"]
-    command += [config_file, "--num-visualizations", "0", *opts]
+
+def parse_setting(text):
+    """``KEY=V1,V2,...`` as (KEY, (V1, V2, ...))."""
+    key, _, values = text.partition("=")
+    if not key or not values or "" in values.split(","):
+        raise argparse.ArgumentTypeError(f"--set {text!r} is not KEY=V1,V2,...")
+    return key, tuple(values.split(","))
+
+
+@dataclass
+class Run:
+    """One training: a row, one value of each grid setting, a seed."""
+
+    row: Row
+    setting: tuple  # ((KEY, VALUE), ...)
+    seed: int
+    name: str = field(init=False)
+
+    def __post_init__(self):
+        parts = [self.row.text, *(f"{key}={value}" for key, value in self.setting)]
+        self.name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", "__".join(parts)) + f"__seed{self.seed}"
+
+    def opts(self, base, output_dir):
+        """Config overrides (KEY VALUE ...) of this run, after the base overrides."""
+        node = box_loss_node(base)
+        opts = [f"MODEL.{node}.BBOX_REG_LOSS_TYPE", self.row.loss]
+        opts += [f"MODEL.{node}.BBOX_REG_LOSS_WEIGHT", str(loss_weight(self.row.loss))]
+        for key, value in (*self.row.overrides, *self.setting):
+            opts += [key, value]
+        return opts + ["SEED", str(self.seed), "OUTPUT_DIR", output_dir]
+
+
+def plan(rows, settings, seeds):
+    """Every run, seed by seed (so that a partial ablation covers every row)."""
+    grid = list(product(*([(key, value) for value in values] for key, values in settings)))
+    return [Run(row, setting, seed) for seed in seeds for row in rows for setting in grid]
+
+
+def protocol_digest(base):
+    """A hash of the config every run starts from, without the seed and the output folder."""
+    base = base.clone()
+    base.defrost()
+    base.SEED = -1
+    return config_digest(base)
+
+
+def train(run, args, base, coco_options):
+    """Train and evaluate one run in a fresh process; return its quickstart results."""
+    run_dir = os.path.join(args.output_dir, "runs", run.name)
+    opts = [*args.opts, *run.opts(base, run_dir)]
+    command = [sys.executable, "-m", "focal_eiou_d2.tools.quickstart", *coco_options]
+    command += ["--config-file", args.config_file, "--num-visualizations", "0", *opts]
+    print(f"[ablate] {run.name}: training", flush=True)
     subprocess.run(command, check=True)
-    with open(path) as f:
+    with open(os.path.join(run_dir, RESULTS_FILE)) as f:
         return json.load(f)
 
 
-def mean_std(values):
-    """Mean and sample standard deviation (0 for a single value); NaN if a value is NaN.
+def result_record(run, saved, print_fingerprint):
+    """The small result file of a finished run."""
+    ap_per_iou = dict(zip(IOU_THRESHOLDS, saved["ap_per_iou"], strict=True))
+    metrics = {"AP": saved["bbox"]["AP"]}
+    metrics.update({f"AP{round(t * 100)}": ap_per_iou[t] for t in (0.5, 0.75, 0.85, 0.95)})
+    return {
+        "row": run.row.text,
+        "setting": [list(item) for item in run.setting],
+        "seed": run.seed,
+        "metrics": metrics,
+        "bbox": saved["bbox"],
+        "ap_per_iou": saved["ap_per_iou"],
+        "fingerprint": print_fingerprint,
+        "commit": git_commit(),
+    }
 
-    COCOEvaluator reports NaN for a size band without objects or a model without detections.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    return float(values.mean()), std
+
+def load_results(results_dir, wanted):
+    """The result files of ``results_dir`` whose fingerprint is ``wanted``, by run name; and the
+    names of those of another fingerprint."""
+    found, other = {}, []
+    if os.path.isdir(results_dir):
+        for name in sorted(os.listdir(results_dir)):
+            if name.endswith(".json"):
+                with open(os.path.join(results_dir, name)) as f:
+                    record = json.load(f)
+                if record.get("fingerprint") == wanted:
+                    found[name[: -len(".json")]] = record
+                else:
+                    other.append(name[: -len(".json")])
+    return found, other
 
 
-def summarize(results):
-    """Aggregate per-loss results over seeds.
+def summarize(runs, records, baseline):
+    """Rows of the table: per (row, setting) the mean and std over seeds and the paired
+    difference to ``baseline`` (same setting, same seeds).
 
     Args:
-        results (dict[str, list[dict]]): loss -> the saved results of each seed.
+        runs (list[Run]): the planned runs.
+        records (dict[str, dict]): finished result records by run name.
+        baseline (Row): the reference row.
 
     Returns:
-        dict: loss -> {"seeds": n, metric: [mean, std] for AP_KEYS, "ap_per_iou": [[mean, std]]}.
+        list[dict]: one entry per (row, setting) with ``label``, ``row``, ``setting``, ``seeds``,
+        per metric ``[mean, std]``, ``delta`` per metric ``[mean, half_width, pairs]``, and
+        ``ap_per_iou`` ``[[mean, std], ...]``.
     """
-    summary = {}
-    for loss, runs in results.items():
-        row = {"seeds": len(runs)}
-        for key in AP_KEYS:
-            row[key] = list(mean_std([run["bbox"][key] for run in runs]))
-        per_iou = zip(*(run["ap_per_iou"] for run in runs), strict=True)
-        row["ap_per_iou"] = [list(mean_std(values)) for values in per_iou]
-        summary[loss] = row
+    groups = {}
+    for run in runs:
+        if run.name in records:
+            groups.setdefault((run.row, run.setting), {})[run.seed] = records[run.name]
+    summary = []
+    for (row, setting), by_seed in groups.items():
+        entry = {
+            "label": row.label,
+            "row": row.text,
+            "setting": [list(item) for item in setting],
+            "seeds": sorted(by_seed),
+        }
+        for metric in METRICS:
+            entry[metric] = list(mean_std([r["metrics"][metric] for r in by_seed.values()]))
+        per_iou = zip(*(r["ap_per_iou"] for r in by_seed.values()), strict=True)
+        entry["ap_per_iou"] = [list(mean_std(values)) for values in per_iou]
+        reference = groups.get((baseline, setting), {})
+        seeds = sorted(set(by_seed) & set(reference))
+        entry["delta"] = {
+            metric: list(
+                paired_difference(
+                    [by_seed[s]["metrics"][metric] for s in seeds],
+                    [reference[s]["metrics"][metric] for s in seeds],
+                )
+            )
+            for metric in METRICS
+        }
+        summary.append(entry)
     return summary
 
 
-def format_markdown(summary):
-    """The Table 1 layout: one row per loss, AP columns as mean +- std over seeds."""
-    lines = ["| loss | seeds | " + " | ".join(AP_KEYS) + " |", "|---" * (len(AP_KEYS) + 2) + "|"]
-    for loss, row in summary.items():
-        cells = " | ".join(f"{row[k][0]:.1f} ± {row[k][1]:.1f}" for k in AP_KEYS)
-        lines.append(f"| {loss} | {row['seeds']} | {cells} |")
-    return "\n".join(lines)
+def format_markdown(summary, baseline_label):
+    """The table: mean +- std per metric, then AP and AP75 minus the baseline with 95 % CIs."""
+    settings = any(entry["setting"] for entry in summary)
+    header = ["row"] + (["setting"] if settings else []) + ["seeds", *METRICS]
+    header += [f"ΔAP vs {baseline_label}", f"ΔAP75 vs {baseline_label}"]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for entry in summary:
+        cells = [entry["label"]]
+        if settings:
+            cells.append(", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in entry["setting"]))
+        cells.append(str(len(entry["seeds"])))
+        cells += [f"{entry[m][0]:.2f} ± {entry[m][1]:.2f}" for m in METRICS]
+        cells += [format_delta(entry["delta"][m]) for m in ("AP", "AP75")]
+        lines.append("| " + " | ".join(cells) + " |")
+    note = (
+        f"Mean ± sample std over seeds. Δ: mean difference to {baseline_label} paired by seed, "
+        f"± half width of its {CONFIDENCE:.0%} confidence interval (Student t); bold where the "
+        "interval excludes 0."
+    )
+    return "\n".join(lines) + "\n\n" + note
 
 
-def plot_ap_vs_iou(summary, thresholds, path):
-    """Mean AP at each IoU threshold, one curve per loss, with +-std error bars."""
+def format_delta(delta):
+    """``+1.23 ± 0.45`` (bold when the interval excludes 0), "-" without pairs."""
+    mean, half_width, pairs = delta
+    if pairs == 0 or np.isnan(mean):
+        return "-"
+    if np.isnan(half_width):
+        return f"{mean:+.2f} (1 pair)"
+    text = f"{mean:+.2f} ± {half_width:.2f}"
+    return f"**{text}**" if abs(mean) > half_width else text
+
+
+def plot_ap_vs_iou(summary, path):
+    """Mean AP at each IoU threshold, one curve per (row, setting), with +-std error bars."""
     figure = Figure(figsize=(6, 4.5), dpi=120)
     axes = figure.subplots()
-    for loss, row in summary.items():
-        means, stds = zip(*row["ap_per_iou"], strict=True)
-        axes.errorbar(thresholds, means, yerr=stds, marker="o", capsize=3, label=loss)
+    for entry in summary:
+        means, stds = zip(*entry["ap_per_iou"], strict=True)
+        label = entry["label"] + "".join(f", {v}" for _, v in entry["setting"])
+        axes.errorbar(IOU_THRESHOLDS, means, yerr=stds, marker="o", capsize=3, label=label)
     axes.set_xlabel("IoU threshold")
     axes.set_ylabel("AP (%)")
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower left")
+    axes.legend(loc="lower left", fontsize="small")
     figure.tight_layout()
     figure.savefig(path)
 
 
-def write_outputs(summary, thresholds, meta, output_dir):
-    """Write table.md, table.json and ap_vs_iou.png; return the markdown table."""
-    table = format_markdown(summary)
+def plot_sweep(summary, settings, path):
+    """AP against the values of each ``--set`` key (Fig. 9's layout), one line per row, with the
+    95 % confidence interval of each mean (Student t) as error bars."""
+    figure = Figure(figsize=(5.5 * len(settings), 4), dpi=120)
+    for axes, (key, values) in zip(np.atleast_1d(figure.subplots(1, len(settings))), settings):
+        for label in dict.fromkeys(entry["label"] for entry in summary):
+            entries = [e for e in summary if e["label"] == label]
+            entries.sort(key=lambda e: values.index(dict(map(tuple, e["setting"]))[key]))
+            x = [dict(map(tuple, e["setting"]))[key] for e in entries]
+            means = [e["AP"][0] for e in entries]
+            errors = [mean_half_width(e["AP"][1], len(e["seeds"])) for e in entries]
+            axes.errorbar(x, means, yerr=errors, marker="o", capsize=3, label=label)
+        axes.set_xlabel(key.rsplit(".", 1)[-1])
+        axes.set_ylabel("AP (%)")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def write_outputs(summary, settings, meta, output_dir, baseline_label):
+    """Write table.md, table.json, ap_vs_iou.png (and sweep.png); return the markdown table."""
+    table = format_markdown(summary, baseline_label)
     with open(os.path.join(output_dir, "table.md"), "w") as f:
         f.write(table + "\n")
     with open(os.path.join(output_dir, "table.json"), "w") as f:
-        json.dump({**meta, "iou_thresholds": thresholds, "losses": summary}, f, indent=2)
-    plot_ap_vs_iou(summary, thresholds, os.path.join(output_dir, "ap_vs_iou.png"))
+        json.dump({**meta, "rows": summary}, f, indent=2)
+    plot_ap_vs_iou(summary, os.path.join(output_dir, "ap_vs_iou.png"))
+    if settings:
+        plot_sweep(summary, settings, os.path.join(output_dir, "sweep.png"))
     return table
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config-file", required=True, help="the config every run starts from")
-    parser.add_argument("--losses", nargs="+", default=DEFAULT_LOSSES, choices=sorted(BOX_LOSSES))
+    parser.add_argument(
+        "--losses",
+        nargs="+",
+        type=parse_row,
+        default=[Row(loss) for loss in DEFAULT_LOSSES],
+        metavar="LOSS[KEY=VALUE,...]",
+        help=f"the rows (default: {' '.join(DEFAULT_LOSSES)})",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=(0, 1, 2))
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        type=parse_setting,
+        default=[],
+        metavar="KEY=V1,V2,...",
+        help="a grid over config values, run for every row (repeatable)",
+    )
+    parser.add_argument(
+        "--baseline", type=parse_row, help="the row the differences refer to (default: the first)"
+    )
     parser.add_argument("--output-dir", default="output/ablation")
+    parser.add_argument(
+        "--results-dir", help="where the small result files go (default: <output-dir>/results)"
+    )
     parser.add_argument(
         "--finished-only", action="store_true", help="tabulate the runs finished so far; train none"
     )
+    add_coco_dataset_argument(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds repeats a seed: {args.seeds}")
+    if len(set(args.losses)) != len(args.losses):
+        parser.error("--losses repeats a row")
+    if any(seed < 0 for seed in args.seeds):
+        parser.error(f"--seeds must be >= 0, got {args.seeds}")
+    args.baseline = args.baseline or args.losses[0]
+    if args.baseline not in args.losses:
+        parser.error(f"--baseline {args.baseline.text} is not among --losses")
+    if len(args.opts) % 2:
+        parser.error(f"config overrides must be KEY VALUE pairs, got: {' '.join(args.opts)}")
+    args.results_dir = args.results_dir or os.path.join(args.output_dir, "results")
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    base = build_cfg(args.config_file, args.opts)
-    results, thresholds = {loss: [] for loss in args.losses}, None
-    for seed in args.seeds:  # seed by seed, so that a partial ablation covers every loss
-        for loss in args.losses:
-            run_dir = os.path.join(args.output_dir, loss, f"seed{seed}")
-            opts = [*args.opts, *run_opts(base, loss, seed, run_dir)]
-            saved = run_one(args.config_file, opts, train=not args.finished_only)
-            if saved is not None:
-                results[loss].append(saved)
-                thresholds = saved["iou_thresholds"]
-    results = {loss: runs for loss, runs in results.items() if runs}
-    if not results:
-        raise SystemExit("[ablate] no finished run to tabulate")
-    meta = {"config_file": args.config_file, "opts": args.opts, "seeds": list(args.seeds)}
-    meta["model"] = f"{base.MODEL.META_ARCHITECTURE} ({loss_type(base)} in the config)"
-    print(write_outputs(summarize(results), thresholds, meta, args.output_dir))
+    try:
+        base = build_config(args.config_file, args.opts, coco_datasets=args.coco_datasets)
+        for run in plan(args.losses, args.settings, args.seeds[:1]):
+            build_config(args.config_file, [*args.opts, *run.opts(base, "unused")])  # check keys
+        lock_output_dir(args.output_dir)
+        lock_output_dir(args.results_dir)
+    except (OutputDirError, DatasetError, FileNotFoundError, KeyError, ValueError) as error:
+        sys.exit(f"ablate: error: {error}")
+    wanted = fingerprint(protocol_digest(base), base.MODEL.DEVICE)
+    coco_options = [item for d in args.coco_datasets for item in
+                    ("--coco-dataset", d.name, d.json_file, d.image_root)]  # fmt: skip
+    runs = plan(args.losses, args.settings, args.seeds)
+    records, other = load_results(args.results_dir, wanted)
+    for run in runs:
+        if run.name in records:
+            print(f"[ablate] {run.name}: finished earlier, skipped", flush=True)
+        elif args.finished_only:
+            print(f"[ablate] {run.name}: not finished, left out", flush=True)
+        else:
+            record = result_record(run, train(run, args, base, coco_options), wanted)
+            partial = os.path.join(args.results_dir, run.name + ".json.partial")
+            with open(partial, "w") as f:
+                json.dump(record, f, indent=1, sort_keys=True)
+            os.replace(partial, os.path.join(args.results_dir, run.name + ".json"))
+            records[run.name] = record
+    other = [name for name in other if name not in records]
+    if other:
+        print(f"[ablate] {len(other)} result files of another fingerprint (code, protocol, torch or "
+              f"device) in {args.results_dir} were left out", flush=True)  # fmt: skip
+    summary = summarize(runs, records, args.baseline)
+    if not summary:
+        sys.exit("ablate: no finished run to tabulate")
+    meta = {
+        "config_file": args.config_file,
+        "opts": args.opts,
+        "model": f"{base.MODEL.META_ARCHITECTURE} ({box_loss_type(base)} in the config)",
+        "baseline": args.baseline.text,
+        "fingerprint": wanted,
+        "command": " ".join(sys.argv),
+    }
+    print(write_outputs(summary, args.settings, meta, args.output_dir, args.baseline.label))
 
 
 if __name__ == "__main__":

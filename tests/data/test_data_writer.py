@@ -4,6 +4,7 @@ import dataclasses
 import filecmp
 import json
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -177,7 +178,28 @@ def test_spec_dirname_and_marker():
         "val_images": 5,
         "image_size": 64,
         "seed": 2,
+        "one_class": False,
     }
+    assert ShapesSpec(10, 5, 64, 2, one_class=True).dirname() == "64px_10train_5val_seed2_1class"
+
+
+def test_one_class_variant_has_the_same_images_and_one_category(tmp_path):
+    shapes, one_class = ShapesSpec(3, 1, 64, seed=4), ShapesSpec(3, 1, 64, seed=4, one_class=True)
+    folders = [
+        generate_shapes(str(tmp_path / spec.dirname()), spec) for spec in (shapes, one_class)
+    ]
+    cocos = [json.loads(Path(f, "train", "annotations.json").read_text()) for f in folders]
+    assert cocos[1]["categories"] == [{"id": 1, "name": "shape", "supercategory": "shape"}]
+    assert {a["category_id"] for a in cocos[1]["annotations"]} == {1}
+    assert len({a["category_id"] for a in cocos[0]["annotations"]}) > 1
+    assert [a["bbox"] for a in cocos[0]["annotations"]] == [
+        a["bbox"] for a in cocos[1]["annotations"]
+    ]
+    for name in ("000001.png", "000003.png"):
+        assert (
+            Path(folders[0], "train", "images", name).read_bytes()
+            == Path(folders[1], "train", "images", name).read_bytes()
+        )
 
 
 def test_cli(tmp_path, capsys):

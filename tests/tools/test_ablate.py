@@ -1,56 +1,131 @@
-"""The ablation runner trains each (loss, seed), tabulates, and skips finished runs on a rerun."""
+"""The ablation runner trains each (row, seed), tabulates with paired confidence intervals from
+its result files, skips finished runs, and never mixes fingerprints."""
 
 import json
+import math
 import os
 import subprocess
 import sys
 
+import pytest
 from tiny_models import REPO, SMOKE_OPTS
 
-from focal_eiou_d2.tools.ablate import format_markdown, loss_weight, summarize
+from focal_eiou_d2.evaluation.statistics import paired_difference, student_t_quantile
+from focal_eiou_d2.tools.ablate import (
+    Row,
+    format_markdown,
+    loss_weight,
+    parse_args,
+    parse_row,
+    plan,
+    plot_sweep,
+    summarize,
+)
 
 CONFIG = "configs/quickstart/retinanet_R_18_FPN_shapes.yaml"
 
 
-def run_ablation(tmp_path, losses, seeds, *options):
+def run_ablation(tmp_path, losses, seeds, *options, check=True):
     command = [sys.executable, "-m", "focal_eiou_d2.tools.ablate", "--config-file", CONFIG]
     command += ["--losses", *losses, "--seeds", *map(str, seeds), *options]
     command += ["--output-dir", str(tmp_path / "ablation"), *SMOKE_OPTS]
     env = {**os.environ, "DETECTRON2_DATASETS": str(tmp_path / "datasets")}
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
 
 
 def test_runs_tabulates_and_resumes(tmp_path):
-    first = run_ablation(tmp_path, ["focal_eiou"], [0, 1])
-    assert first.count(": training") == 2
+    first = run_ablation(tmp_path, ["eiou", "focal_eiou"], [0, 1]).stdout
+    assert first.count(": training") == 4
+    results = tmp_path / "ablation" / "results"
+    assert len(list(results.glob("*.json"))) == 4
     table = json.loads((tmp_path / "ablation" / "table.json").read_text())
-    row = table["losses"]["focal_eiou"]
-    assert row["seeds"] == 2 and len(row["ap_per_iou"]) == 10
-    assert (tmp_path / "ablation" / "ap_vs_iou.png").stat().st_size > 0
-    assert "| focal_eiou | 2 |" in (tmp_path / "ablation" / "table.md").read_text()
+    focal = next(row for row in table["rows"] if row["row"] == "focal_eiou")
+    assert focal["seeds"] == [0, 1] and len(focal["ap_per_iou"]) == 10
+    assert focal["delta"]["AP"][2] == 2  # two pairs with the baseline (eiou, the first row)
+    markdown = (tmp_path / "ablation" / "table.md").read_text()
+    assert "| Focal-EIoU | 2 |" in markdown and "ΔAP vs EIoU" in markdown
 
-    (tmp_path / "ablation" / "focal_eiou" / "seed1" / "quickstart_results.json").unlink()
-    partial = run_ablation(tmp_path, ["focal_eiou"], [0, 1], "--finished-only")
-    assert "seed1: not finished, left out" in partial and ": training" not in partial
-    assert "| focal_eiou | 1 |" in (tmp_path / "ablation" / "table.md").read_text()
-    second = run_ablation(tmp_path, ["focal_eiou"], [0, 1])
-    assert "seed0: finished earlier, skipped" in second
-    assert second.count(": training") == 1
+    (results / "focal_eiou__seed1.json").unlink()
+    partial = run_ablation(tmp_path, ["eiou", "focal_eiou"], [0, 1], "--finished-only").stdout
+    assert "focal_eiou__seed1: not finished, left out" in partial and ": training" not in partial
+    assert "| Focal-EIoU | 1 |" in (tmp_path / "ablation" / "table.md").read_text()
+
+    record = json.loads((results / "eiou__seed1.json").read_text())
+    record["fingerprint"]["code"] = "another"
+    (results / "eiou__seed1.json").write_text(json.dumps(record))
+    second = run_ablation(tmp_path, ["eiou", "focal_eiou"], [0, 1]).stdout
+    assert "eiou__seed0: finished earlier, skipped" in second
+    assert second.count(": training") == 2  # focal_eiou seed 1, and eiou seed 1 of other code
+    assert "1 result files of another fingerprint" not in second
 
 
-def test_summary_is_mean_and_sample_std():
-    runs = [
-        {"bbox": dict.fromkeys(("AP", "AP50", "AP75", "APs", "APm", "APl"), ap), "ap_per_iou": [ap]}
-        for ap in (30.0, 34.0)
+def test_repeated_seeds_and_unknown_rows_are_refused(tmp_path):
+    result = run_ablation(tmp_path, ["eiou"], [0, 0], check=False)
+    assert result.returncode == 2 and "--seeds repeats a seed" in result.stderr
+    with pytest.raises(SystemExit):
+        parse_args(["--config-file", CONFIG, "--losses", "eoiu"])
+
+
+def test_rows_with_overrides_and_grids_name_their_runs():
+    row = parse_row("smooth_l1[MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=0.25]")
+    assert row.overrides == (("MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT", "0.25"),)
+    assert row.label == "Smooth L1 (BBOX_REG_LOSS_WEIGHT=0.25)"
+    runs = plan([Row("focal_eiou"), row], [("MODEL.FOCAL_EIOU.GAMMA", ("0.5", "1"))], [3])
+    assert [run.name for run in runs] == [
+        "focal_eiou__MODEL.FOCAL_EIOU.GAMMA=0.5__seed3",
+        "focal_eiou__MODEL.FOCAL_EIOU.GAMMA=1__seed3",
+        "smooth_l1_MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=0.25___MODEL.FOCAL_EIOU.GAMMA=0.5__seed3",
+        "smooth_l1_MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=0.25___MODEL.FOCAL_EIOU.GAMMA=1__seed3",
     ]
-    row = summarize({"eiou": runs})["eiou"]
-    assert row["AP"] == [32.0, 2.8284271247461903]
-    assert row["ap_per_iou"] == [[32.0, 2.8284271247461903]]
-    assert "| eiou | 2 | 32.0 ± 2.8 |" in format_markdown({"eiou": row})
+
+
+def test_student_t_quantiles_match_the_tables():
+    for df, quantile in ((1, 12.706), (4, 2.776), (9, 2.262), (30, 2.042)):
+        assert student_t_quantile(0.975, df) == pytest.approx(quantile, abs=5e-4)
+
+
+def test_paired_difference_by_hand():
+    # differences 1, 2, 3: mean 2, sample std 1, half width t(0.975, 2) / sqrt(3) = 4.3027 / 1.732
+    mean, half_width, pairs = paired_difference([11.0, 12.0, 13.0], [10.0, 10.0, 10.0])
+    assert (mean, pairs) == (2.0, 3)
+    assert half_width == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
+
+
+def records(values_by_row):
+    """Result records of runs without a grid: {run name: record}."""
+    found = {}
+    for row, values in values_by_row.items():
+        for seed, ap in enumerate(values):
+            metrics = dict.fromkeys(("AP", "AP50", "AP75", "AP85", "AP95"), ap)
+            found[f"{row}__seed{seed}"] = {"metrics": metrics, "ap_per_iou": [ap] * 10}
+    return found
+
+
+def test_summary_pairs_by_seed():
+    runs = plan([Row("smooth_l1"), Row("eiou")], [], [0, 1, 2])
+    summary = summarize(
+        runs, records({"smooth_l1": [30, 31, 35], "eiou": [31, 33, 38]}), Row("smooth_l1")
+    )
+    eiou = next(entry for entry in summary if entry["row"] == "eiou")
+    assert eiou["AP"] == [34.0, pytest.approx(math.sqrt(13))]
+    assert eiou["delta"]["AP"][:2] == [2.0, pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)]
+    table = format_markdown(summary, "Smooth L1")
+    assert "| EIoU | 3 | 34.00 ± 3.61 |" in table and "+2.00 ± 2.48" in table
+
+
+def test_sweep_plot(tmp_path):
+    settings = [("MODEL.FOCAL_EIOU.GAMMA", ("0.5", "1"))]
+    runs = plan([Row("focal_eiou")], settings, [0, 1])
+    found = {run.name: {"metrics": dict.fromkeys(("AP", "AP50", "AP75", "AP85", "AP95"), 30.0 + run.seed),
+                        "ap_per_iou": [30.0] * 10} for run in runs}  # fmt: skip
+    summary = summarize(runs, found, Row("focal_eiou"))
+    plot_sweep(summary, settings, str(tmp_path / "sweep.png"))
+    assert (tmp_path / "sweep.png").stat().st_size > 0
 
 
 def test_paper_loss_weights():
-    assert loss_weight("smooth_l1") == loss_weight("focal_l1") == 1.0
+    assert loss_weight("smooth_l1") == loss_weight("focal_l1") == loss_weight("balanced_l1") == 1.0
     assert loss_weight("giou") == loss_weight("focal_eiou") == 2.5
