@@ -8,7 +8,8 @@ Examples:
     # resume an interrupted run (same config, same OUTPUT_DIR)
     python train_net.py --num-gpus 8 --resume --config-file ...
     # your own COCO-format data (repeat --coco-dataset for each split)
-    python train_net.py --config-file configs/quickstart/retinanet_R_18_FPN_shapes_focal_eiou.yaml \\
+    python train_net.py \\
+        --config-file configs/quickstart/retinanet_R_18_FPN_shapes_focal_eiou.yaml \\
         --coco-dataset my_train train.json images/ --coco-dataset my_val val.json images/ \\
         DATASETS.TRAIN "('my_train',)" DATASETS.TEST "('my_val',)" OUTPUT_DIR output/mine
     # evaluation of a trained model
