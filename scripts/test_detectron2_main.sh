@@ -6,9 +6,10 @@
 # Users who follow Detectron2's install guide build it from git main, which still calls itself 0.6
 # but differs from the 0.6 release. This leg installs a snapshot of main's Python sources the way
 # scripts/install_detectron2.py installs 0.6 (pure Python + the detectron2._C stand-in) into
-# .venv-d2main, an environment layered on .venv (it sees .venv's packages, torch included, but its
-# own detectron2 comes first), and runs the tests that import Detectron2: tests/layers and
-# tests/simulation use torch alone and already ran in the first leg.
+# .venv-d2main, an environment layered on the first leg's (.venv, or $PYTHON's): it sees that
+# environment's packages, torch included, but its own detectron2 comes first. It runs the tests
+# that import Detectron2: tests/layers and tests/simulation use torch alone and already ran in the
+# first leg.
 #
 # The snapshot: $DETECTRON2_MAIN_SNAPSHOT, default ../shared/vendor/detectron2-main-02b5c4e.tar.gz.
 # Where it is absent (a user's clone) the leg is skipped with one line; under CI (CI=true) that is
@@ -26,20 +27,20 @@ if [ ! -e "$snapshot" ]; then
   exit 0
 fi
 
-BASE=${BASE_VENV:-.venv}
+BASE_PY=${PYTHON:-.venv/bin/python}
 VENV=.venv-d2main
 PY="$VENV/bin/python"
 key=$( (sha256sum "$snapshot" | cut -c1-16; cat scripts/install_detectron2.py \
-  scripts/detectron2_pure_C.py scripts/test_detectron2_main.sh; realpath "$BASE") | sha256sum \
-  | cut -c1-16)
+  scripts/detectron2_pure_C.py scripts/test_detectron2_main.sh; "$BASE_PY" -c "import sys; print(sys.prefix)") \
+  | sha256sum | cut -c1-16)
 stamp="$VENV/.focal_eiou_d2-setup"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$key" ]; then
-  echo "[test] creating $VENV: Detectron2 main from $snapshot, layered on $BASE"
+  echo "[test] creating $VENV: Detectron2 main from $snapshot, layered on $BASE_PY"
   rm -rf "$VENV"
-  base_python=$("$BASE/bin/python" -c 'import sys, os; print(os.path.join(sys.base_prefix, "bin", "python3"))')
+  base_python=$("$BASE_PY" -c 'import sys, os; print(os.path.join(sys.base_prefix, "bin", "python3"))')
   # Without its own pip and setuptools: those of the base environment (newer) serve it.
   "$base_python" -m venv --without-pip "$VENV"
-  base_site=$("$BASE/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  base_site=$("$BASE_PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   own_site=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   # addsitedir (not a plain path line) so that .venv's own .pth files, e.g. the editable install
   # of focal_eiou_d2, are processed too; it appends, so this environment's packages come first.
@@ -48,4 +49,4 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$key" ]; then
   echo "$key" > "$stamp"
 fi
 "$PY" -c 'import detectron2, sys; print(f"[test] Detectron2 main leg: detectron2 {detectron2.__version__} @ {detectron2.__path__[0]}")'
-"$PY" -m pytest -q tests --ignore=tests/layers --ignore=tests/simulation "$@"
+"$PY" -m pytest tests --ignore=tests/layers --ignore=tests/simulation "$@"

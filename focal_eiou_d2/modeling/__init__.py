@@ -6,6 +6,7 @@ from .backbone import (
 )
 from .box_loss import BoxRegressionLoss
 from .fast_rcnn import FocalEIoUFastRCNNOutputLayers
+from .fcos import FocalEIoUFCOS
 from .retinanet import FocalEIoURetinaNet
 from .roi_heads import FocalEIoUCascadeROIHeads, FocalEIoUStandardROIHeads
 from .rpn import FocalEIoURPN
@@ -13,6 +14,7 @@ from .rpn import FocalEIoURPN
 __all__ = [
     "BoxRegressionLoss",
     "FocalEIoUCascadeROIHeads",
+    "FocalEIoUFCOS",
     "FocalEIoUFastRCNNOutputLayers",
     "FocalEIoURPN",
     "FocalEIoURetinaNet",

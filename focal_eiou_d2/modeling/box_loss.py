@@ -1,7 +1,7 @@
 """The one place where Detectron2 heads turn box-regression deltas into a loss value.
 
 Focal-EIoU's batch normalization (Eq. 11) is decided here, not in the heads. It has two forms,
-chosen by the head that builds the loss:
+set by the head that uses the loss (:meth:`BoxRegressionLoss.for_head`):
 
 - ``"sum_of_weights"`` (RetinaNet, FCOS: heads normalized by their number of positives): the box
   loss is ``sum_i W_i * L_EIoU_i / sum_i W_i`` over the positives of the global batch, with
@@ -51,7 +51,7 @@ class BoxRegressionLoss:
     def __init__(
         self,
         loss_type,
-        box2box_transform,
+        box2box_transform=None,
         *,
         params=None,
         normalize_by_weights=True,
@@ -60,11 +60,13 @@ class BoxRegressionLoss:
         """
         Args:
             loss_type (str): a name of ``focal_eiou_d2.layers.BOX_LOSSES``.
-            box2box_transform (Box2BoxTransform): the head's delta encoding.
+            box2box_transform (Box2BoxTransform or None): the delta encoding; None until a head
+                binds its own (:meth:`for_head`).
             params (dict or None): keyword arguments of the loss, among
                 ``BOX_LOSSES[loss_type].params``; unset ones keep the library's defaults.
             normalize_by_weights (bool): Eq. 11 normalization of focal_eiou.
-            eq11_form (str): one of :data:`EQ11_FORMS`, see the module docstring.
+            eq11_form (str): one of :data:`EQ11_FORMS`, see the module docstring; the heads of
+                this package set it.
         """
         if loss_type not in BOX_LOSSES:
             raise ValueError(
@@ -81,26 +83,34 @@ class BoxRegressionLoss:
         self.on_boxes = spec.on_boxes
         self.params = params
         self.box2box_transform = box2box_transform
+        self.normalize_by_weights = normalize_by_weights
         self.weighted = loss_type == "focal_eiou" and normalize_by_weights
         self.eq11_form = eq11_form
 
     @classmethod
-    def from_config(cls, cfg, node, box2box_transform, smooth_l1_beta, eq11_form="mean_weight"):
+    def from_config(cls, cfg, node, smooth_l1_beta):
         """Build the loss of ``MODEL.<node>.BBOX_REG_LOSS_TYPE``, validating the config first.
 
         Args:
             cfg (CfgNode): the config.
             node (str): "RETINANET", "RPN" or "ROI_BOX_HEAD".
-            box2box_transform (Box2BoxTransform): the head's delta encoding.
             smooth_l1_beta (float): the head's smooth L1 beta (from Detectron2's own key).
-            eq11_form (str): see the module docstring.
         """
         loss_type, params, normalize_by_weights = loss_params_from_config(cfg, node, smooth_l1_beta)
-        return cls(
-            loss_type,
-            box2box_transform,
-            params=params,
-            normalize_by_weights=normalize_by_weights,
+        return cls(loss_type, params=params, normalize_by_weights=normalize_by_weights)
+
+    def for_head(self, box2box_transform, eq11_form):
+        """This loss as a head uses it: with the head's delta encoding (unless it has its own)
+        and the head's form of Eq. 11.
+
+        Returns:
+            BoxRegressionLoss: a new loss; this one is left as it is.
+        """
+        return BoxRegressionLoss(
+            self.loss_type,
+            self.box2box_transform or box2box_transform,
+            params=self.params,
+            normalize_by_weights=self.normalize_by_weights,
             eq11_form=eq11_form,
         )
 

@@ -26,7 +26,7 @@ class FocalEIoUFastRCNNOutputLayers(FastRCNNOutputLayers):
             kwargs: arguments of Detectron2's ``FastRCNNOutputLayers``.
         """
         super().__init__(input_shape, **kwargs)
-        self.box_loss = box_loss
+        self.box_loss = box_loss.for_head(self.box2box_transform, "mean_weight")
 
     @classmethod
     def from_config(cls, cfg, input_shape, box2box_transform=None):
@@ -34,9 +34,7 @@ class FocalEIoUFastRCNNOutputLayers(FastRCNNOutputLayers):
         if box2box_transform is not None:  # cascade stages pass their own
             ret["box2box_transform"] = box2box_transform
         check_loss_weight(cfg, "ROI_BOX_HEAD")
-        ret["box_loss"] = BoxRegressionLoss.from_config(
-            cfg, "ROI_BOX_HEAD", ret["box2box_transform"], ret["smooth_l1_beta"]
-        )
+        ret["box_loss"] = BoxRegressionLoss.from_config(cfg, "ROI_BOX_HEAD", ret["smooth_l1_beta"])
         return ret
 
     def box_reg_loss(self, proposal_boxes, gt_boxes, pred_deltas, gt_classes):

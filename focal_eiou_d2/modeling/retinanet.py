@@ -33,7 +33,8 @@ class FocalEIoURetinaNet(RetinaNet):
     def __init__(self, *, box_loss, box_reg_loss_weight=1.0, **kwargs):
         """
         Args:
-            box_loss (BoxRegressionLoss): the box-regression loss.
+            box_loss (BoxRegressionLoss): the box-regression loss (its box2box_transform may be
+                None: it then uses this model's).
             box_reg_loss_weight (float): multiplies the box-regression loss.
             kwargs: arguments of Detectron2's ``RetinaNet``.
         """
@@ -41,16 +42,14 @@ class FocalEIoURetinaNet(RetinaNet):
         # Detectron2 keeps this moving average in a plain attribute, which checkpoints lose; as a
         # buffer it is saved, so a resumed training continues exactly where it stopped.
         self.register_buffer("loss_normalizer", torch.tensor(100.0))
-        self.box_loss = box_loss
+        self.box_loss = box_loss.for_head(self.box2box_transform, "sum_of_weights")
         self.box_reg_loss_weight = box_reg_loss_weight
 
     @classmethod
     def from_config(cls, cfg):
         check_focal_eiou_config(cfg)  # before the backbone is built from a config lacking our keys
         ret = super().from_config(cfg)
-        ret["box_loss"] = BoxRegressionLoss.from_config(
-            cfg, "RETINANET", ret["box2box_transform"], ret["smooth_l1_beta"], "sum_of_weights"
-        )
+        ret["box_loss"] = BoxRegressionLoss.from_config(cfg, "RETINANET", ret["smooth_l1_beta"])
         ret["box_reg_loss_weight"] = check_loss_weight(cfg, "RETINANET")
         return ret
 

@@ -30,15 +30,13 @@ class FocalEIoURPN(RPN):
             kwargs: arguments of Detectron2's ``RPN``.
         """
         super().__init__(**kwargs)
-        self.box_loss = box_loss
+        self.box_loss = box_loss.for_head(self.box2box_transform, "mean_weight")
 
     @classmethod
     def from_config(cls, cfg, input_shape):
         ret = super().from_config(cfg, input_shape)
         check_loss_weight(cfg, "RPN")
-        ret["box_loss"] = BoxRegressionLoss.from_config(
-            cfg, "RPN", ret["box2box_transform"], ret["smooth_l1_beta"]
-        )
+        ret["box_loss"] = BoxRegressionLoss.from_config(cfg, "RPN", ret["smooth_l1_beta"])
         return ret
 
     def losses(self, anchors, pred_objectness_logits, gt_labels, pred_anchor_deltas, gt_boxes):

@@ -1,0 +1,90 @@
+"""LazyConfig (Python config) support: switch a model to a box loss of this package, and find it.
+
+Switching an existing LazyConfig to Focal-EIoU takes two lines::
+
+    from focal_eiou_d2.lazy_config import use_box_loss
+    use_box_loss(model, "focal_eiou")
+
+``use_box_loss`` knows Detectron2's three LazyConfig model families: RetinaNet and FCOS (the box
+loss of the dense head) and GeneralizedRCNN (the R-CNN box predictor, every stage of a cascade; the
+RPN keeps its loss, as in the YAML configs). It replaces each target by this package's subclass,
+which builds the loss explicitly (``BoxRegressionLoss``), and sets the paper's box-loss weight
+(Sec. 5.2: 1.0 for l_n-norm losses, 2.5 for IoU-based losses) unless ``weight`` is given.
+"""
+
+from detectron2.config import LazyCall as L
+from detectron2.modeling import GeneralizedRCNN, RetinaNet
+from detectron2.modeling.meta_arch.fcos import FCOS
+from detectron2.modeling.roi_heads import FastRCNNOutputLayers
+
+from focal_eiou_d2.layers import BOX_LOSSES
+from focal_eiou_d2.modeling import (
+    BoxRegressionLoss,
+    FocalEIoUFastRCNNOutputLayers,
+    FocalEIoUFCOS,
+    FocalEIoURetinaNet,
+)
+
+# Dense detectors: Detectron2's class -> this package's (the loss and its weight are arguments).
+DENSE_DETECTORS = {RetinaNet: FocalEIoURetinaNet, FCOS: FocalEIoUFCOS}
+
+
+def paper_loss_weight(loss_type):
+    """The paper's box-loss weight (Sec. 5.2): 1.0 for l_n-norm losses, 2.5 for IoU losses."""
+    return 2.5 if BOX_LOSSES[loss_type].on_boxes else 1.0
+
+
+def use_box_loss(model, loss_type, weight=None, **params):
+    """Make the LazyConfig ``model`` train with the box loss ``loss_type``, in place.
+
+    Args:
+        model (DictConfig): a LazyConfig model node (``L(RetinaNet)(...)``, ``L(FCOS)(...)``,
+            ``L(GeneralizedRCNN)(...)``, or one this function already switched).
+        loss_type (str): a name of ``focal_eiou_d2.layers.BOX_LOSSES``.
+        weight (float or None): the box-loss weight; None for the paper's.
+        params: keyword arguments of the loss (e.g. ``gamma=0.5``); unset ones keep the
+            library's defaults.
+
+    Raises:
+        ValueError: an unknown loss, or a model this function does not know.
+    """
+    if loss_type not in BOX_LOSSES:
+        raise ValueError(f"unknown box loss {loss_type!r}; valid: {', '.join(BOX_LOSSES)}")
+    weight = paper_loss_weight(loss_type) if weight is None else float(weight)
+    loss = L(BoxRegressionLoss)(loss_type=loss_type, params=dict(params))
+    target = model._target_
+    if target in DENSE_DETECTORS or target in DENSE_DETECTORS.values():
+        model._target_ = DENSE_DETECTORS.get(target, target)
+        model.box_loss = loss
+        model.box_reg_loss_weight = weight
+        return
+    if target is GeneralizedRCNN:
+        heads = model.roi_heads
+        predictors = heads.box_predictors if "box_predictors" in heads else [heads.box_predictor]
+        for predictor in predictors:
+            if predictor._target_ not in (FastRCNNOutputLayers, FocalEIoUFastRCNNOutputLayers):
+                raise ValueError(f"unknown R-CNN box predictor {predictor._target_}")
+            predictor._target_ = FocalEIoUFastRCNNOutputLayers
+            predictor.box_loss = loss
+            predictor.loss_weight = {"loss_box_reg": weight}
+        return
+    raise ValueError(f"use_box_loss knows RetinaNet, FCOS and GeneralizedRCNN models, not {target}")
+
+
+def box_loss_nodes(model):
+    """The config paths of every box loss in a LazyConfig model (the nodes whose target is
+    ``BoxRegressionLoss``), e.g. ``["model.box_loss"]``: what a tool varies to change the loss."""
+    found = []
+
+    def visit(node, path):
+        if hasattr(node, "items"):
+            if node.get("_target_", None) is BoxRegressionLoss:
+                found.append(path)
+            for key, value in node.items():
+                visit(value, f"{path}.{key}")
+        elif isinstance(node, (list, tuple)) or type(node).__name__ == "ListConfig":
+            for index, value in enumerate(node):
+                visit(value, f"{path}.{index}")
+
+    visit(model, "model")
+    return found
