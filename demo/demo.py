@@ -9,9 +9,15 @@ Two models, A on the left and B on the right, with the ground truth of a registe
 
     python demo/demo.py --config-file CONFIG_A --opts MODEL.WEIGHTS A.pth \
         --compare-config CONFIG_B --compare-weights B.pth \
-        --input datasets/.../val/00000[1-8].png --output vis/ --dataset shapes_val --show-gt
+        --input datasets/.../val/images/00000[1-8].png --output vis/ --dataset shapes_val --show-gt
 
-Images that cannot be read are reported and skipped; the exit status is 1 if any image failed.
+``--opts KEY VALUE ...`` overrides the config of every model, as in Detectron2's demo; its
+``MODEL.WEIGHTS`` is model A's, B's are ``--compare-weights``. Each model takes its class count
+and class names from the run that trained its weights (the ``run.json`` beside them).
+
+Bad arguments, inputs that match no image, an output that cannot be written and weights that do
+not fit the model stop the demo before any image is drawn. Images that cannot be read are
+reported and skipped; the exit status is 1 if any image failed.
 """
 
 import argparse
@@ -22,16 +28,18 @@ import sys
 from dataclasses import dataclass, field
 
 import cv2
-from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.engine import DefaultPredictor
+from detectron2.data import DatasetCatalog
 from detectron2.utils.logger import setup_logger
 from tqdm import tqdm
 
-import focal_eiou_d2.data  # noqa: F401  (registers shapes_train and shapes_val)
+from focal_eiou_d2.data import add_coco_dataset_argument, dataset_classes
+from focal_eiou_d2.engine import build_config
+from focal_eiou_d2.evaluation import build_predictor
 from focal_eiou_d2.visualization import (
+    class_metadata,
     draw_detections,
     draw_ground_truth,
-    load_config,
+    ensure_writable_folder,
     model_name,
     model_names,
     side_by_side,
@@ -39,7 +47,12 @@ from focal_eiou_d2.visualization import (
 
 logger = logging.getLogger("focal_eiou_d2.demo")
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
+# Errors of the inputs, the output, the configs (KeyError: an unknown key), the datasets and the
+# weights (DatasetError and WeightsMismatchError are ValueErrors): reported in one line.
+USAGE_ERRORS = (FileNotFoundError, KeyError, ValueError)
+# How many paths a message lists before "...".
+LISTED_PATHS = 3
 
 
 @dataclass
@@ -55,14 +68,45 @@ class DemoResult:
     failed: list = field(default_factory=list)
 
 
+@dataclass
+class DemoModel:
+    """A model to draw.
+
+    Attributes:
+        cfg (CfgNode): its config.
+        predictor (Predictor): the model with its trained weights (see ``build_predictor``).
+        metadata (Metadata): names its classes (see ``class_metadata``).
+    """
+
+    cfg: object
+    predictor: object
+    metadata: object
+
+
+@dataclass
+class DemoJob:
+    """What to draw.
+
+    Attributes:
+        items (list[tuple]): ``(input, output, annotations)`` per image; annotations are the
+            ground truth to draw, or None.
+        models (list[DemoModel]): A, and B in comparison mode.
+        titles (tuple[str, str] or None): the titles of A and B (None with one model).
+    """
+
+    items: list
+    models: list
+    titles: tuple = None
+
+
 class ImageError(Exception):
-    """An input image that cannot be read; the message is the reason."""
+    """An input image that cannot be read or written; the message is the reason."""
 
 
 def parse_args(argv=None):
-    """Parses the command line; see ``--help``."""
+    """Parses the command line and checks its values (see ``--help``)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config-file", required=True, metavar="FILE", help="model (A) config")
+    parser.add_argument("--config-file", required=True, metavar="FILE", help="config of model A")
     parser.add_argument(
         "--input", nargs="+", required=True, help="image files, folders or glob patterns"
     )
@@ -73,137 +117,150 @@ def parse_args(argv=None):
         "--confidence-threshold",
         type=float,
         default=0.5,
-        help="detections with a lower score are not drawn (default: %(default)s)",
+        help="detections with a lower score are not drawn, in [0, 1] (default: %(default)s)",
     )
-    parser.add_argument("--opts", nargs="*", default=[], help="KEY VALUE overrides of model (A)")
-    parser.add_argument("--compare-config", metavar="FILE", help="config of model B (comparison)")
-    parser.add_argument("--compare-weights", metavar="FILE", help="checkpoint of model B")
     parser.add_argument(
-        "--compare-opts", nargs="*", default=[], help="KEY VALUE overrides of B (not --opts)"
+        "--opts",
+        nargs="*",
+        default=[],
+        metavar="KEY VALUE",
+        help="config overrides of both models (A and B), as in Detectron2's demo: KEY VALUE "
+        "pairs, e.g. MODEL.WEIGHTS A.pth (model A's weights; B's are --compare-weights) "
+        "MODEL.DEVICE cpu",
+    )
+    parser.add_argument(
+        "--compare-config", metavar="FILE", help="config of model B (default: --config-file)"
+    )
+    parser.add_argument(
+        "--compare-weights", metavar="FILE", help="trained weights of model B: draws A and B"
     )
     parser.add_argument("--names", nargs=2, metavar=("A", "B"), help="titles of the two halves")
     parser.add_argument(
-        "--dataset", help="registered dataset giving class names (default: DATASETS.TEST[0])"
+        "--dataset",
+        help="registered dataset of the images, e.g. shapes_val or a --coco-dataset NAME "
+        "(default: DATASETS.TEST[0] of A)",
     )
     parser.add_argument(
-        "--show-gt", action="store_true", help="draw the --dataset boxes of images found in it"
+        "--show-gt",
+        action="store_true",
+        help="draw the ground truth of the images of --dataset (found by their path)",
     )
+    add_coco_dataset_argument(parser)
     args = parser.parse_args(argv)
+    if not 0 <= args.confidence_threshold <= 1:
+        parser.error(f"--confidence-threshold must be in [0, 1], got {args.confidence_threshold}")
+    if len(args.opts) % 2:
+        parser.error(f"--opts takes KEY VALUE pairs, got an odd number: {' '.join(args.opts)}")
     if args.show_gt and not args.dataset:
-        parser.error("--show-gt needs --dataset")
+        parser.error("--show-gt needs --dataset, the registered dataset the images belong to")
+    if (args.compare_config or args.names) and not args.compare_weights:
+        option = "--compare-config" if args.compare_config else "--names"
+        parser.error(f"{option} needs --compare-weights, the weights of model B")
     return args
 
 
-def is_comparison(args):
-    """Whether a second model is given."""
-    return bool(args.compare_config or args.compare_weights)
+def build_configs(args):
+    """The configs of A and, in comparison mode, B (B's config defaults to A's).
 
-
-def build_models(args):
-    """Builds the predictors (A, and B in comparison mode).
+    Registers the ``--coco-dataset`` datasets. Each head gets the class count of the run that
+    trained its weights; the score threshold of both heads is ``--confidence-threshold``.
 
     Returns:
-        tuple: the list of ``DefaultPredictor``, the titles of A and B (None with one model) and
-        the metadata naming the classes (``--dataset``, else the first test dataset of A).
+        list[CfgNode]: one or two frozen configs.
+
+    Raises:
+        ValueError: a model has no weights, or a config cannot be built.
+        FileNotFoundError: a config or weights file does not exist.
     """
-    threshold_opts = [
-        "MODEL.RETINANET.SCORE_THRESH_TEST",
-        args.confidence_threshold,
-        "MODEL.ROI_HEADS.SCORE_THRESH_TEST",
-        args.confidence_threshold,
-    ]
-    cfg_a = load_config(args.config_file, [*args.opts, *threshold_opts])
-    dataset = args.dataset or (cfg_a.DATASETS.TEST[0] if cfg_a.DATASETS.TEST else "__unnamed")
-    metadata = MetadataCatalog.get(dataset)
-    if not is_comparison(args):
-        return [DefaultPredictor(cfg_a)], None, metadata
-    cfg_b = load_config(
-        args.compare_config or args.config_file,
-        [*args.compare_opts, *threshold_opts],
-        weights=args.compare_weights,
-    )
-    names = tuple(args.names or model_names(model_name(cfg_a), model_name(cfg_b)))
-    return [DefaultPredictor(cfg_a), DefaultPredictor(cfg_b)], names, metadata
+    threshold = args.confidence_threshold
+    opts = [*args.opts, "MODEL.RETINANET.SCORE_THRESH_TEST", threshold]
+    opts += ["MODEL.ROI_HEADS.SCORE_THRESH_TEST", threshold]
+    sources = [(args.config_file, None, "A")]
+    if args.compare_weights:
+        sources.append((args.compare_config or args.config_file, args.compare_weights, "B"))
+    configs = []
+    for config_file, weights, side in sources:
+        cfg = build_config(
+            config_file,
+            opts,
+            weights=weights,
+            cpu_fallback=True,
+            coco_datasets=args.coco_datasets,
+            classes_from="run",
+        )
+        check_weights(cfg.MODEL.WEIGHTS, side)
+        configs.append(cfg)
+    return configs
+
+
+def check_weights(weights, side):
+    """Raises if model ``side`` has no weights file (URLs are left to Detectron2)."""
+    option = "--opts MODEL.WEIGHTS FILE" if side == "A" else "--compare-weights FILE"
+    if not weights:
+        raise ValueError(f"model {side} has no trained weights: give them with {option}")
+    if "://" not in weights and not os.path.isfile(weights):
+        raise FileNotFoundError(f"weights of model {side} not found: {weights}")
+
+
+def dataset_of(args, cfg):
+    """The registered dataset of the pictures: ``--dataset``, else A's first test dataset.
+
+    Raises:
+        DatasetError: ``--dataset`` is not registered.
+    """
+    if args.dataset is None:
+        return cfg.DATASETS.TEST[0] if cfg.DATASETS.TEST else None
+    dataset_classes(args.dataset)
+    return args.dataset
 
 
 def expand_inputs(patterns):
     """Expands files, folders (their images, sorted) and glob patterns into image paths.
 
     Returns:
-        tuple[list[str], list[str]]: the paths without duplicates, and the patterns that match no
-        file.
+        tuple[list[str], list[str]]: the paths without duplicates, and one message for each
+        pattern that gives no file.
     """
-    paths, unmatched = [], []
+    paths, problems = [], []
     for pattern in patterns:
         if os.path.isdir(pattern):
             names = sorted(os.listdir(pattern))
             matches = [
                 os.path.join(pattern, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS)
             ]
+            problem = f"no images in {pattern} (extensions: {', '.join(IMAGE_EXTENSIONS)})"
+        elif glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern))
+            problem = f"no file matches {pattern}"
         else:
-            matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+            matches, problem = [pattern], f"no such file: {pattern}"
         matches = [path for path in matches if os.path.isfile(path)]
         if not matches:
-            unmatched.append(pattern)
+            problems.append(problem)
         paths.extend(path for path in matches if path not in paths)
-    return paths, unmatched
-
-
-def read_bgr(path):
-    """Reads an image as (H, W, 3) uint8 BGR, or raises ImageError saying why it cannot."""
-    if os.path.getsize(path) == 0:
-        raise ImageError("empty file")
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageError("not a readable image (corrupt, or a format OpenCV cannot decode)")
-    return image
-
-
-def ground_truth_index(dataset_name):
-    """Maps file paths (real paths, and base names that occur once) to the dataset's annotations."""
-    by_path, by_name = {}, {}
-    for record in DatasetCatalog.get(dataset_name):
-        by_path[os.path.realpath(record["file_name"])] = record["annotations"]
-        by_name.setdefault(os.path.basename(record["file_name"]), []).append(record["annotations"])
-    unique = {name: found[0] for name, found in by_name.items() if len(found) == 1}
-    return by_path, unique
-
-
-def find_annotations(index, path):
-    """Returns the annotations of the image at ``path``, or None if it is not in the dataset."""
-    by_path, by_name = index
-    annotations = by_path.get(os.path.realpath(path), by_name.get(os.path.basename(path)))
-    if annotations is None:
-        logger.warning("%s is not in the dataset: no ground truth drawn", path)
-    return annotations
-
-
-def render(path, predictors, names, metadata, threshold, annotations):
-    """Returns the picture of one input image: one rendering, or two side by side."""
-    image_bgr = read_bgr(path)
-    panels = []
-    for predictor in predictors:
-        instances = predictor(image_bgr)["instances"]
-        panel = draw_detections(image_bgr[:, :, ::-1], instances, metadata, threshold)
-        panels.append(panel if annotations is None else draw_ground_truth(panel, annotations))
-    return panels[0] if len(panels) == 1 else side_by_side(panels[0], panels[1], names)
+    return paths, problems
 
 
 def output_paths(inputs, output):
-    """Returns the output file of each input: ``output`` itself, or files in the folder ``output``.
+    """Returns the output file of each input, ``output`` itself or files in the folder ``output``,
+    and makes sure they can be written (the folder is created).
 
     ``output`` is a file when it has an image extension and is not a folder (there must be one
     input then); in a folder, base names that repeat get a suffix ``_1``, ``_2``, ...
 
     Raises:
-        ValueError: ``output`` is a file name and there are several inputs.
+        ValueError: ``output`` is a file name and there are several inputs, or its folder cannot
+            be created or written.
     """
     if output.lower().endswith(IMAGE_EXTENSIONS) and not os.path.isdir(output):
         if len(inputs) > 1:
-            raise ValueError(f"--output {output} is a file name but {len(inputs)} images are given")
-        os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
+            raise ValueError(
+                f"--output {output} is an image file name, but {len(inputs)} images are given: "
+                "give a folder"
+            )
+        ensure_writable_folder(os.path.dirname(output) or ".", f"--output {output}")
         return [output]
-    os.makedirs(output, exist_ok=True)
+    ensure_writable_folder(output, f"--output {output}")
     paths, used = [], set()
     for path in inputs:
         stem, extension = os.path.splitext(os.path.basename(path))
@@ -216,35 +273,113 @@ def output_paths(inputs, output):
     return paths
 
 
-def run_demo(args):
-    """Draws every input image and writes it; returns what was written and what failed."""
-    result = DemoResult()
-    inputs, unmatched = expand_inputs(args.input)
-    for pattern in unmatched:
-        fail(result, pattern, "no such file")
-    predictors, names, metadata = build_models(args)
-    index = ground_truth_index(args.dataset) if args.show_gt else None
+def ground_truth_index(dataset_name):
+    """Maps the real paths of a dataset's images to their annotations."""
+    return {
+        os.path.realpath(record["file_name"]): record["annotations"]
+        for record in DatasetCatalog.get(dataset_name)
+    }
+
+
+def ground_truth_of(inputs, dataset_name):
+    """The annotations of each input, found in the dataset by the image's real path.
+
+    Images are never matched by file name (every split of a dataset may name its files
+    ``000001.png``, ...). Inputs that are not images of the dataset get None, and one warning
+    lists them.
+
+    Returns:
+        list[list[dict] or None]: one entry per input.
+    """
+    index = ground_truth_index(dataset_name)
+    found = [index.get(os.path.realpath(path)) for path in inputs]
+    absent = [path for path, annotations in zip(inputs, found, strict=True) if annotations is None]
+    if absent:
+        shown = ", ".join(absent[:LISTED_PATHS]) + (", ..." if len(absent) > LISTED_PATHS else "")
+        logger.warning(
+            "%d of %d images are not images of dataset %r (they are found by their path): %s; "
+            "they are drawn without ground truth",
+            len(absent),
+            len(inputs),
+            dataset_name,
+            shown,
+        )
+    return found
+
+
+def read_bgr(path):
+    """Reads an image as (H, W, 3) uint8 BGR, or raises ImageError saying why it cannot."""
+    if os.path.getsize(path) == 0:
+        raise ImageError("empty file")
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageError("not a readable image (corrupt, or a format OpenCV cannot decode)")
+    return image
+
+
+def render(path, models, titles, threshold, annotations):
+    """Returns the picture of one input image: one rendering, or two side by side."""
+    image_bgr = read_bgr(path)
+    panels = []
+    for model in models:
+        instances = model.predictor(image_bgr)["instances"]
+        panel = draw_detections(image_bgr[:, :, ::-1], instances, model.metadata, threshold)
+        panels.append(panel if annotations is None else draw_ground_truth(panel, annotations))
+    return panels[0] if len(panels) == 1 else side_by_side(panels[0], panels[1], titles)
+
+
+def prepare(args):
+    """Checks the inputs, the output, the configs and the dataset, then builds the models.
+
+    Returns:
+        DemoJob: what to draw.
+
+    Raises:
+        ValueError: inputs that give no image, an output that cannot be written (both checked
+            before any config is built), a config or dataset error, or weights that do not fit
+            their model (``WeightsMismatchError``).
+        FileNotFoundError: a config or weights file does not exist.
+    """
+    inputs, problems = expand_inputs(args.input)
+    if problems:
+        raise ValueError("; ".join(problems))
     outputs = output_paths(inputs, args.output)
-    pairs = list(zip(inputs, outputs, strict=True))
-    for path, out_path in tqdm(pairs, unit="img", disable=len(pairs) < 2):
+    configs = build_configs(args)
+    dataset = dataset_of(args, configs[0])
+    truths = ground_truth_of(inputs, dataset) if args.show_gt else [None] * len(inputs)
+    models = [
+        DemoModel(cfg, build_predictor(cfg, cfg.MODEL.WEIGHTS), class_metadata(cfg, dataset))
+        for cfg in configs
+    ]
+    titles = None
+    if len(models) == 2:
+        titles = tuple(args.names or model_names(*(model_name(m.cfg) for m in models)))
+    return DemoJob(list(zip(inputs, outputs, truths, strict=True)), models, titles)
+
+
+def draw(job, threshold):
+    """Draws every image of ``job`` and writes it; an image that fails is reported and skipped.
+
+    Returns:
+        DemoResult: what was written and what failed.
+    """
+    result = DemoResult()
+    for path, out_path, annotations in tqdm(job.items, unit="img", disable=len(job.items) < 2):
         try:
-            annotations = None if index is None else find_annotations(index, path)
-            picture = render(
-                path, predictors, names, metadata, args.confidence_threshold, annotations
-            )
+            picture = render(path, job.models, job.titles, threshold, annotations)
             if not cv2.imwrite(out_path, picture[:, :, ::-1]):
                 raise ImageError(f"cannot write {out_path}")
         except (ImageError, cv2.error) as error:
-            fail(result, path, str(error))
+            logger.error("skipped %s: %s", path, error)
+            result.failed.append((path, str(error)))
             continue
         result.written.append(out_path)
     return result
 
 
-def fail(result, path, reason):
-    """Logs that ``path`` is skipped and why, and records it in ``result``."""
-    logger.error("skipped %s: %s", path, reason)
-    result.failed.append((path, reason))
+def run_demo(args):
+    """Runs the demo of parsed ``args``: ``prepare``, then ``draw``."""
+    return draw(prepare(args), args.confidence_threshold)
 
 
 def summary(result, output):
@@ -256,12 +391,20 @@ def summary(result, output):
 
 
 def main(argv=None):
-    """Runs the demo; returns the exit status: 1 if any input failed, 0 otherwise."""
+    """Runs the demo; returns the exit status: 1 if any input failed, 0 otherwise.
+
+    Raises:
+        SystemExit: a usage error (the message says what is wrong), before any image is drawn.
+    """
     args = parse_args(argv)
     setup_logger(name="fvcore")
     setup_logger()
     setup_logger(name="focal_eiou_d2")
-    result = run_demo(args)
+    try:
+        job = prepare(args)
+    except USAGE_ERRORS as error:
+        sys.exit(f"demo: error: {error}")
+    result = draw(job, args.confidence_threshold)
     logger.info(summary(result, args.output))
     return 1 if result.failed else 0
 

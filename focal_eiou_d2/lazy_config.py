@@ -13,6 +13,7 @@ which builds the loss explicitly (``BoxRegressionLoss``), and sets the paper's b
 """
 
 from detectron2.config import LazyCall as L
+from torch import nn
 from detectron2.modeling import GeneralizedRCNN, RetinaNet
 from detectron2.modeling.meta_arch.fcos import FCOS
 from detectron2.modeling.roi_heads import FastRCNNOutputLayers
@@ -88,3 +89,14 @@ def box_loss_nodes(model):
 
     visit(model, "model")
     return found
+
+
+def group_norm(channels):
+    """GroupNorm with 32 groups: Detectron2's "GN", for the norm of a dense head.
+
+    Detectron2 0.6's ``RetinaNetHead`` (which FCOS's head extends) probes its norm with one
+    channel, which "GN" cannot divide into 32 groups; it fails there, while Detectron2 main probes
+    with 32. This callable gives the same GroupNorm(32) for every real layer and 1 group for that
+    one-channel probe, so one config builds on both.
+    """
+    return nn.GroupNorm(32 if channels % 32 == 0 else 1, channels)

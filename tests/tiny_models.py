@@ -5,48 +5,85 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-ARCHITECTURES = ("retinanet", "faster_rcnn", "mask_rcnn", "cascade_rcnn")
+ARCHITECTURES = ("retinanet", "fcos", "faster_rcnn", "mask_rcnn", "cascade_rcnn")
+NUM_CLASSES = 3
 
 
 def tiny_cfg(architecture="retinanet", loss_type="smooth_l1"):
     """A Detectron2 config of a tiny R-18 FPN model on CPU, no weights, ``loss_type`` everywhere.
 
     Args:
-        architecture (str): one of ``ARCHITECTURES``.
+        architecture (str): one of ``ARCHITECTURES`` but "fcos" (a LazyConfig-only model).
         loss_type (str): a name of ``focal_eiou_d2.layers.BOX_LOSSES``.
+
+    Returns:
+        CfgNode: not frozen, for tests to change.
     """
-    from detectron2.config import get_cfg
+    from focal_eiou_d2.engine import build_config
 
-    from focal_eiou_d2 import add_focal_eiou_config
-
-    cfg = get_cfg()
-    add_focal_eiou_config(cfg)
     base = "Base-RetinaNet.yaml" if architecture == "retinanet" else "Base-RCNN-FPN.yaml"
-    cfg.merge_from_file(str(REPO / "configs" / base))
-    cfg.MODEL.DEVICE = "cpu"
-    cfg.MODEL.WEIGHTS = ""
-    cfg.MODEL.RESNETS.DEPTH = 18
-    cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
-    cfg.MODEL.RESNETS.NORM = "BN"
-    cfg.MODEL.FPN.OUT_CHANNELS = 32
-    cfg.MODEL.RETINANET.NUM_CONVS = 1
-    cfg.MODEL.RETINANET.NUM_CLASSES = 3
-    cfg.MODEL.ROI_HEADS.NUM_CLASSES = 3
-    cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 64
-    cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = 100
-    cfg.MODEL.RPN.POST_NMS_TOPK_TEST = 50
-    cfg.MODEL.ROI_BOX_HEAD.FC_DIM = 64
-    cfg.MODEL.ROI_MASK_HEAD.CONV_DIM = 16
-    cfg.MODEL.ROI_MASK_HEAD.NUM_CONV = 1
-    cfg.MODEL.RETINANET.BBOX_REG_LOSS_TYPE = loss_type
-    cfg.MODEL.RPN.BBOX_REG_LOSS_TYPE = loss_type
-    cfg.MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_TYPE = loss_type
-    cfg.MODEL.MASK_ON = architecture == "mask_rcnn"
+    opts = [
+        "MODEL.DEVICE", "cpu",
+        "MODEL.WEIGHTS", "",
+        "MODEL.RESNETS.DEPTH", "18",
+        "MODEL.RESNETS.RES2_OUT_CHANNELS", "64",
+        "MODEL.RESNETS.NORM", "BN",
+        "MODEL.FPN.OUT_CHANNELS", "32",
+        "MODEL.RETINANET.NUM_CONVS", "1",
+        "MODEL.RETINANET.NUM_CLASSES", str(NUM_CLASSES),
+        "MODEL.ROI_HEADS.NUM_CLASSES", str(NUM_CLASSES),
+        "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "64",
+        "MODEL.RPN.POST_NMS_TOPK_TRAIN", "100",
+        "MODEL.RPN.POST_NMS_TOPK_TEST", "50",
+        "MODEL.ROI_BOX_HEAD.FC_DIM", "64",
+        "MODEL.ROI_MASK_HEAD.CONV_DIM", "16",
+        "MODEL.ROI_MASK_HEAD.NUM_CONV", "1",
+        "MODEL.RETINANET.BBOX_REG_LOSS_TYPE", loss_type,
+        "MODEL.RPN.BBOX_REG_LOSS_TYPE", loss_type,
+        "MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_TYPE", loss_type,
+        "MODEL.MASK_ON", str(architecture == "mask_rcnn"),
+        "INPUT.MIN_SIZE_TEST", "0",  # inputs are used at their own size
+    ]  # fmt: skip
     if architecture == "cascade_rcnn":
-        cfg.MODEL.ROI_HEADS.NAME = "FocalEIoUCascadeROIHeads"
-        cfg.MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG = True
-    cfg.INPUT.MIN_SIZE_TEST = 0  # inputs are used at their own size
+        opts += ["MODEL.ROI_HEADS.NAME", "FocalEIoUCascadeROIHeads"]
+        opts += ["MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG", "True"]
+    cfg = build_config(str(REPO / "configs" / base), opts, classes_from="config").clone()
+    cfg.defrost()
     return cfg
+
+
+def tiny_fcos(loss_type="giou"):
+    """A tiny FCOS built explicitly, as a LazyConfig instantiates it (no global config)."""
+    from detectron2.layers import ShapeSpec
+    from detectron2.modeling.backbone import FPN
+    from detectron2.modeling.backbone.fpn import LastLevelP6P7
+    from detectron2.modeling.meta_arch.fcos import FCOSHead
+
+    from focal_eiou_d2.modeling import BoxRegressionLoss, FocalEIoUFCOS, narrow_resnet
+
+    channels = 32
+    backbone = FPN(
+        bottom_up=narrow_resnet(18, 16, 16, "BN", ("res3", "res4", "res5")),
+        in_features=["res3", "res4", "res5"],
+        out_channels=channels,
+        top_block=LastLevelP6P7(channels, channels, in_feature="p5"),
+    )
+    head = FCOSHead(
+        input_shape=[ShapeSpec(channels=channels)] * 5,
+        num_classes=NUM_CLASSES,
+        conv_dims=[channels],
+        norm="BN",
+    )
+    return FocalEIoUFCOS(
+        backbone=backbone,
+        head=head,
+        head_in_features=["p3", "p4", "p5", "p6", "p7"],
+        num_classes=NUM_CLASSES,
+        pixel_mean=[103.53, 116.28, 123.675],
+        pixel_std=[57.375, 57.120, 58.395],
+        box_loss=BoxRegressionLoss(loss_type),
+        box_reg_loss_weight=2.5,
+    )
 
 
 def make_inputs(num_images=2, size=128, boxes_per_image=2, seed=0, with_masks=False):
@@ -86,6 +123,8 @@ def build_tiny_model(architecture="retinanet", loss_type="smooth_l1", seed=0):
     from detectron2.modeling import build_model
 
     torch.manual_seed(seed)
+    if architecture == "fcos":
+        return tiny_fcos(loss_type)
     return build_model(tiny_cfg(architecture, loss_type))
 
 

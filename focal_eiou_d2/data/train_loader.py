@@ -252,3 +252,41 @@ def build_train_loader(cfg):
         rank=comm.get_rank(),
         world_size=world_size,
     )
+
+
+def build_lazy_train_loader(train, seed):
+    """The training loader of a LazyConfig's ``dataloader.train`` node.
+
+    A node of Detectron2's ``build_detection_train_loader`` with a ``dataset`` and a ``mapper``
+    (its model-zoo form) becomes a :class:`ResumableTrainLoader` over the same records, mapper,
+    batch size, workers and grouping; any other node is instantiated as it is (its data order
+    restarts when a run is resumed).
+
+    Args:
+        train (DictConfig): ``cfg.dataloader.train``.
+        seed (int): the seed of the data order (a negative one draws a seed shared by all
+            processes).
+    """
+    from detectron2.config import instantiate
+
+    if train.get("_target_") is not build_detection_train_loader or train.get("sampler"):
+        logger.info(
+            "dataloader.train is not Detectron2's default loader: its order restarts on resume"
+        )
+        return instantiate(train)
+    world_size = comm.get_world_size()
+    if train.total_batch_size % world_size:
+        raise ValueError(
+            f"dataloader.train.total_batch_size = {train.total_batch_size} is not divisible by "
+            f"the {world_size} training processes"
+        )
+    return ResumableTrainLoader(
+        instantiate(train.dataset),
+        instantiate(train.mapper),
+        images_per_batch=train.total_batch_size // world_size,
+        seed=seed if seed >= 0 else comm.shared_random_seed(),
+        num_workers=train.get("num_workers", 0),
+        aspect_ratio_grouping=train.get("aspect_ratio_grouping", True),
+        rank=comm.get_rank(),
+        world_size=world_size,
+    )

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import pickle
 import re
 
 import torch
@@ -16,7 +17,23 @@ logger = logging.getLogger(__name__)
 _PERIODIC = re.compile(r"model_(\d{7})\.pth")
 
 
-class WeightsMismatchError(ValueError):
+# What torch.load and pickle raise on a damaged or foreign file.
+READ_ERRORS = (
+    OSError,
+    RuntimeError,
+    EOFError,
+    IndexError,
+    KeyError,
+    ValueError,
+    pickle.PickleError,
+)
+
+
+class WeightsError(ValueError):
+    """Weights that cannot be used: unreadable, or not fitting the model."""
+
+
+class WeightsMismatchError(WeightsError):
     """Weights that do not fit the model they are loaded into."""
 
 
@@ -157,6 +174,16 @@ class WeightsCheckpointer(DetectionCheckpointer):
     def load(self, path, *args, **kwargs):
         self._weights_path = path
         return super().load(path, *args, **kwargs)
+
+    def _load_file(self, filename):
+        try:
+            return super()._load_file(filename)
+        except READ_ERRORS as error:
+            reason = (str(error).strip().splitlines() or [""])[0]
+            raise WeightsError(
+                f"cannot read the weights in {filename}: the file is damaged or not a checkpoint "
+                f"({type(error).__name__}: {reason})"
+            ) from error
 
 
 def load_trained_weights(model, path):

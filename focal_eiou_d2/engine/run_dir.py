@@ -15,7 +15,6 @@ A training tool claims its output folder before any work (:func:`claim_output_di
 
 import datetime
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -46,21 +45,6 @@ _held_locks = {}
 
 class OutputDirError(RuntimeError):
     """The output folder cannot be used by this run; the message says why and what to do."""
-
-
-def config_digest(cfg):
-    """A short hash of a Detectron2 config, without OUTPUT_DIR (a moved run stays valid).
-
-    Args:
-        cfg (CfgNode): the config.
-
-    Returns:
-        str: 16 hexadecimal digits.
-    """
-    cfg = cfg.clone()
-    cfg.defrost()
-    cfg.OUTPUT_DIR = ""
-    return hashlib.sha256(cfg.dump().encode()).hexdigest()[:16]
 
 
 def run_files(folder):
@@ -116,15 +100,15 @@ def lock_output_dir(folder):
     _held_locks[folder] = handle
 
 
-def claim_output_dir(cfg, *, force=False, config_file=None, classes=None):
-    """Claim ``cfg.OUTPUT_DIR`` for training ``cfg``: lock it, check it holds no other config's
-    run, record this config.
+def claim_output_dir(config, *, force=False, classes=None):
+    """Claim the output folder of ``config`` for training it: lock it, check it holds no other
+    config's run, record this config.
 
     Args:
-        cfg (CfgNode): the config to train.
+        config (YamlRunConfig or LazyRunConfig): the config to train (its ``output_dir``,
+            ``digest()`` and ``config_file``).
         force (bool): delete the run in the folder (the files of :func:`run_files`, listed in
             the log), this config's or another's, instead of refusing or reusing it.
-        config_file (str or None): recorded in ``run.json`` for the messages of later runs.
         classes (list[str] or None): the class names of the training data, recorded in
             ``run.json`` for the tools that load the trained weights.
 
@@ -135,9 +119,9 @@ def claim_output_dir(cfg, *, force=False, config_file=None, classes=None):
     Raises:
         OutputDirError: the folder is in use, or holds another config's run and not ``force``.
     """
-    folder = cfg.OUTPUT_DIR
+    folder = config.output_dir
     lock_output_dir(folder)
-    digest = config_digest(cfg)
+    digest = config.digest()
     manifest = read_manifest(folder)
     existing = run_files(folder)
     if manifest is not None and manifest.get("config_digest") == digest and not force:
@@ -160,7 +144,7 @@ def claim_output_dir(cfg, *, force=False, config_file=None, classes=None):
         for name in existing:
             path = os.path.join(folder, name)
             shutil.rmtree(path) if name.endswith("/") else os.remove(path)
-    write_manifest(folder, digest, config_file, classes)
+    write_manifest(folder, digest, config.config_file, classes)
     return False
 
 

@@ -61,11 +61,11 @@ def build_config(
         cpu_fallback (bool): for inference tools: run on the CPU when the config asks for CUDA,
             CUDA is unavailable and ``opts`` do not ask for it explicitly.
         coco_datasets (list[CocoDataset]): datasets of ``--coco-dataset``, registered first.
-        classes_from (str): where the head's class count comes from (see
-            :func:`class_count_node`): "train", the classes of DATASETS.TRAIN (training tools); "run",
-            those recorded with the run that trained MODEL.WEIGHTS, else DATASETS.TRAIN's
-            (inference tools: weights and head must match); "config", the config's value. A count
-            given in ``opts`` is kept, but may not be smaller than the dataset's.
+        classes_from (str): where the head's class count (:func:`class_count_node`) comes
+            from: "train", the classes of DATASETS.TRAIN (training tools); "run", those recorded
+            with the run that trained MODEL.WEIGHTS, else DATASETS.TRAIN's (inference tools:
+            weights and head must match); "config", the config's value. A count given in
+            ``opts`` is kept, but may not be smaller than the dataset's.
 
     Returns:
         CfgNode: the frozen config.
@@ -80,7 +80,10 @@ def build_config(
         raise ValueError(f"classes_from must be train, run or config, got {classes_from!r}")
     opts = list(opts)
     if len(opts) % 2:
-        raise ValueError(f"config overrides must be KEY VALUE pairs, got an odd number: {opts}")
+        raise ValueError(
+            f"config overrides must be KEY VALUE pairs (options such as --resume go before "
+            f"them), got an odd number: {' '.join(opts)}"
+        )
     register_coco_datasets(coco_datasets)
     cfg = get_cfg()
     add_focal_eiou_config(cfg)
@@ -115,19 +118,18 @@ def class_count_node(cfg):
     return "RETINANET" if box_loss_node(cfg) == "RETINANET" else "ROI_HEADS"
 
 
-def check_datasets_exist(cfg, splits=("TRAIN", "TEST")):
-    """Raise FileNotFoundError naming the expected files when a configured dataset is missing.
+def check_datasets_exist(names):
+    """Raise FileNotFoundError naming the expected files when a dataset of ``names`` is missing.
 
     Datasets whose metadata names a ``json_file`` (Detectron2's builtin COCO registration, or
     ``register_coco_instances``) are checked; datasets generated on first use are skipped.
 
     Args:
-        cfg (CfgNode): the config.
-        splits (tuple[str]): which of DATASETS.TRAIN and DATASETS.TEST to check (evaluation needs
-            only the test datasets).
+        names (Iterable[str]): registered dataset names (the training ones, and the test ones;
+            evaluation needs only the latter).
     """
     root = os.environ.get("DETECTRON2_DATASETS", "datasets")
-    for name in (name for split in splits for name in cfg.DATASETS[split]):
+    for name in names:
         metadata = MetadataCatalog.get(name)
         json_file = metadata.get("json_file", None)
         if json_file is None or metadata.get("generated_on_first_use", False):
@@ -136,8 +138,9 @@ def check_datasets_exist(cfg, splits=("TRAIN", "TEST")):
         if missing:
             raise FileNotFoundError(
                 f"dataset {name!r} is not where Detectron2 expects it: missing {missing}. "
-                f"Builtin datasets are read under $DETECTRON2_DATASETS (now {root!r}); for COCO "
-                f"2017 that is {root}/coco/annotations/instances_{{train,val}}2017.json and "
+                f"Builtin datasets are read under $DETECTRON2_DATASETS (now {root!r}, relative to "
+                f"the current folder); for COCO 2017 that is "
+                f"{root}/coco/annotations/instances_{{train,val}}2017.json and "
                 f"{root}/coco/{{train,val}}2017/. Set DETECTRON2_DATASETS to the folder holding "
                 "coco/, register your own data with --coco-dataset NAME JSON IMAGE_DIR, or train "
                 "on the embedded dataset (configs/quickstart/)."

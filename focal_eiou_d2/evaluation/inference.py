@@ -1,9 +1,10 @@
 """Running a detector over a registered dataset and keeping its detections as COCO results."""
 
-from detectron2.data import MetadataCatalog, build_detection_test_loader
-from detectron2.engine import DefaultPredictor
+import detectron2.data.transforms as T
+import torch
+from detectron2.config import CfgNode
+from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator, inference_on_dataset
-from detectron2.modeling import build_model
 from detectron2.structures import BoxMode
 
 from focal_eiou_d2.engine.checkpoint import load_trained_weights
@@ -43,32 +44,63 @@ class DetectionCollector(DatasetEvaluator):
         return {}
 
 
-def run_inference(cfg, dataset_name):
-    """Runs the model of ``cfg`` (with ``cfg.MODEL.WEIGHTS``) on a registered dataset.
+def run_inference(config, dataset_name):
+    """Runs the model of ``config`` with its trained weights on a registered dataset.
+
+    Args:
+        config (YamlRunConfig or LazyRunConfig): the model's config; its weights must fit.
+        dataset_name (str): the dataset.
 
     Returns:
         list[dict]: its detections as COCO results.
     """
-    model = build_model(cfg)
-    load_trained_weights(model, cfg.MODEL.WEIGHTS)
+    config = _run_config(config)
+    model = config.build_model()
+    load_trained_weights(model, config.weights)
     collector = DetectionCollector(dataset_name)
-    inference_on_dataset(model, build_detection_test_loader(cfg, dataset_name), collector)
+    inference_on_dataset(model, config.build_test_loader(dataset_name), collector)
     return collector.detections
 
 
-def build_predictor(cfg, weights):
-    """Detectron2's ``DefaultPredictor`` of ``cfg`` with trained ``weights`` that must fit.
+class Predictor:
+    """The detections of a trained model on one image, for either kind of config (what
+    Detectron2's ``DefaultPredictor`` does for YAML configs)."""
 
-    Args:
-        cfg (CfgNode): the model's config (its MODEL.WEIGHTS is not used).
-        weights (str): the trained weights.
+    def __init__(self, config, weights):
+        """
+        Args:
+            config (YamlRunConfig or LazyRunConfig): the model's config.
+            weights (str): its trained weights, which must fit.
 
-    Raises:
-        WeightsMismatchError: the weights do not fit the model.
-    """
-    cfg = cfg.clone()
-    cfg.defrost()
-    cfg.MODEL.WEIGHTS = ""
-    predictor = DefaultPredictor(cfg)
-    load_trained_weights(predictor.model, weights)
-    return predictor
+        Raises:
+            WeightsMismatchError: the weights do not fit the model.
+        """
+        config = _run_config(config)
+        self.model = config.build_model()
+        self.model.eval()
+        load_trained_weights(self.model, weights)
+        self.augmentation = config.test_augmentation()
+        self.input_format = config.input_format
+
+    def __call__(self, image_bgr):
+        """Detections on ``image_bgr`` (H, W, 3) uint8: ``{"instances": Instances}`` in the
+        image's own pixel coordinates."""
+        with torch.no_grad():
+            image = image_bgr[:, :, ::-1] if self.input_format == "RGB" else image_bgr
+            height, width = image.shape[:2]
+            resized = T.AugInput(image)
+            self.augmentation(resized)
+            tensor = torch.as_tensor(resized.image.astype("float32").transpose(2, 0, 1))
+            return self.model([{"image": tensor, "height": height, "width": width}])[0]
+
+
+def build_predictor(config, weights):
+    """A :class:`Predictor` of ``config`` with trained ``weights`` that must fit."""
+    return Predictor(config, weights)
+
+
+def _run_config(config):
+    """``config`` as a run config (a YAML ``CfgNode`` is wrapped)."""
+    from focal_eiou_d2.engine import YamlRunConfig
+
+    return YamlRunConfig(config, None) if isinstance(config, CfgNode) else config

@@ -3,6 +3,7 @@
 from .backbone import (
     build_narrow_resnet_fpn_backbone,
     build_narrow_retinanet_resnet_fpn_backbone,
+    narrow_resnet,
 )
 from .box_loss import BoxRegressionLoss
 from .fast_rcnn import FocalEIoUFastRCNNOutputLayers
@@ -21,4 +22,5 @@ __all__ = [
     "FocalEIoUStandardROIHeads",
     "build_narrow_resnet_fpn_backbone",
     "build_narrow_retinanet_resnet_fpn_backbone",
+    "narrow_resnet",
 ]

@@ -19,7 +19,7 @@ of every model it ran to ``predictions_a.json`` / ``predictions_b.json`` there (
 takes its class count and class names from the run that trained its weights (the ``run.json``
 beside them); they must be the classes of ``--dataset``. Bad arguments, an output folder that
 cannot be written, unusable predictions files and weights that do not fit their model are errors
-(exit status 1) before any report is written.
+(exit status 1) before any inference.
 """
 
 import argparse
@@ -29,12 +29,12 @@ import os
 import sys
 
 import numpy as np
-from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.modeling import build_model
 from detectron2.utils.logger import setup_logger
 from matplotlib.figure import Figure
 
-from focal_eiou_d2.data import DatasetError, add_coco_dataset_argument, register_coco_datasets
-from focal_eiou_d2.engine import build_config
+from focal_eiou_d2.data import add_coco_dataset_argument, dataset_classes, register_coco_datasets
+from focal_eiou_d2.engine import build_config, load_trained_weights
 from focal_eiou_d2.engine.run_dir import run_classes
 from focal_eiou_d2.engine.setup import class_count_node
 from focal_eiou_d2.evaluation import (
@@ -257,11 +257,11 @@ def read_predictions(path, coco_gt, dataset_name):
     return detections
 
 
-def model_config(args, side):
+def model_config(args, side, classes):
     """The config of model ``side`` ("a" or "b"), or None if it is given by predictions only.
 
-    Its head has the class count of the run that trained its weights, which must be the classes
-    of ``--dataset``.
+    Its head has the class count of the run that trained its weights, which must be ``classes``,
+    those of ``--dataset``.
 
     Raises:
         ValueError: the config cannot be built, or the model's classes are not the dataset's.
@@ -282,30 +282,28 @@ def model_config(args, side):
     if getattr(args, f"predictions_{side}") is None:
         if "://" not in weights and not os.path.isfile(weights):
             raise FileNotFoundError(f"--weights-{side} {weights} not found")
-        check_classes(cfg, args.dataset, side)
+        check_classes(cfg, classes, f"model {side.upper()} ({weights})", args.dataset)
     return cfg
 
 
-def check_classes(cfg, dataset_name, side):
-    """Raises ValueError if model ``side`` does not predict the classes of the dataset.
+def check_classes(cfg, classes, model, dataset_name):
+    """Raises ValueError if the model of ``cfg`` does not predict ``classes``, those of the
+    dataset ``dataset_name``.
 
     The model's classes are those recorded by the run that trained its weights; without such a
     record only the head's class count is compared.
     """
-    expected = MetadataCatalog.get(dataset_name).get("thing_classes", None)
-    if expected is None:
-        return
-    classes = run_classes(cfg.MODEL.WEIGHTS)
+    trained = run_classes(cfg.MODEL.WEIGHTS)
     node = class_count_node(cfg)
-    if classes is not None and list(classes) != list(expected):
-        found = f"was trained on the classes {', '.join(classes)}"
-    elif classes is None and cfg.MODEL[node].NUM_CLASSES != len(expected):
+    if trained is not None and list(trained) != list(classes):
+        found = f"was trained on the classes {', '.join(trained)}"
+    elif trained is None and cfg.MODEL[node].NUM_CLASSES != len(classes):
         found = f"has {cfg.MODEL[node].NUM_CLASSES} classes (MODEL.{node}.NUM_CLASSES)"
     else:
         return
     raise ValueError(
-        f"model {side.upper()} ({cfg.MODEL.WEIGHTS}) {found}, but dataset {dataset_name!r} has "
-        f"{len(expected)}: {', '.join(expected)}. Compare on a dataset of the model's classes"
+        f"{model} {found}, but dataset {dataset_name!r} has {len(classes)}: "
+        f"{', '.join(classes)}. Compare on a dataset of the model's classes"
     )
 
 
@@ -323,7 +321,11 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Compare two detectors: AP per IoU threshold, per size, localization errors."
     )
-    parser.add_argument("--dataset", required=True, help="registered dataset, e.g. shapes_val")
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        help="registered dataset, e.g. shapes_val or a --coco-dataset NAME",
+    )
     parser.add_argument("--output", required=True, help="folder of the report")
     for side in SIDES:
         parser.add_argument(
@@ -345,8 +347,8 @@ def parse_args(argv=None):
         nargs="*",
         default=[],
         metavar="KEY VALUE",
-        help="config overrides of both models, as in Detectron2's demo: KEY VALUE pairs, e.g. "
-        "MODEL.DEVICE cpu",
+        help="config overrides of both models (A and B), as in Detectron2's demo: KEY VALUE "
+        "pairs, e.g. MODEL.DEVICE cpu",
     )
     add_coco_dataset_argument(parser)
     args = parser.parse_args(argv)
@@ -354,14 +356,14 @@ def parse_args(argv=None):
         config, weights, predictions = (
             getattr(args, f"{kind}_{side}") for kind in ("config", "weights", "predictions")
         )
-        if not (config or predictions):
-            parser.error(f"model {side}: give --config-{side} or --predictions-{side}")
-        if config and not predictions and not weights:
-            parser.error(f"--config-{side} needs --weights-{side}, the trained weights to run")
         if weights and predictions:
             parser.error(f"give --weights-{side} or --predictions-{side}, not both")
         if weights and not config:
             parser.error(f"--weights-{side} needs --config-{side}, the config of those weights")
+        if not (config or predictions):
+            parser.error(f"model {side}: give --config-{side} or --predictions-{side}")
+        if config and not (weights or predictions):
+            parser.error(f"--config-{side} needs --weights-{side}, the trained weights to run")
     if not 0 <= args.score_threshold <= 1:
         parser.error(f"--score-threshold must be in [0, 1], got {args.score_threshold}")
     if len(args.opts) % 2:
@@ -377,21 +379,20 @@ def compare_models(args):
 
     Raises:
         ValueError, FileNotFoundError, KeyError: see ``USAGE_ERRORS``; all raised before any
-            inference, except weights that do not fit their model (``WeightsMismatchError``).
+            inference (weights that do not fit their model: ``WeightsMismatchError``).
     """
     ensure_writable_folder(args.output, f"--output {args.output}")
     register_coco_datasets(args.coco_datasets)
-    if args.dataset not in DatasetCatalog.list():
-        raise DatasetError(
-            f"--dataset {args.dataset} is not a registered dataset: name one (e.g. shapes_val), "
-            f"or register it with --coco-dataset {args.dataset} ANNOTATIONS_JSON IMAGE_DIR"
-        )
+    classes = dataset_classes(args.dataset)
     coco_gt = load_ground_truth(args.dataset)
     configs, given = {}, {}
     for side in SIDES:
-        configs[side] = model_config(args, side)
+        configs[side] = model_config(args, side, classes)
         predictions = getattr(args, f"predictions_{side}")
         given[side] = read_predictions(predictions, coco_gt, args.dataset) if predictions else None
+    to_run = [side for side in SIDES if given[side] is None]
+    for side in to_run[1:]:  # the first is checked when it runs, before its inference
+        load_trained_weights(build_model(configs[side]), configs[side].MODEL.WEIGHTS)
     detections = [
         run_model(args, side, configs[side]) if given[side] is None else given[side]
         for side in SIDES

@@ -7,7 +7,7 @@ import pytest
 import torch
 from tiny_models import build_tiny_model
 
-from focal_eiou_d2.engine import WeightsMismatchError, load_trained_weights
+from focal_eiou_d2.engine import WeightsError, WeightsMismatchError, load_trained_weights
 from focal_eiou_d2.engine.checkpoint import TrainingCheckpointer
 
 
@@ -69,3 +69,14 @@ def test_fitting_weights_load_and_a_missing_buffer_is_tolerated(tmp_path):
             assert torch.equal(target.state_dict()[name], value), name
     with pytest.raises(FileNotFoundError):
         load_trained_weights(target, str(tmp_path / "absent.pth"))
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint", None])
+def test_unreadable_weights_name_the_file(tmp_path, content):
+    path = tmp_path / "model_final.pth"
+    if content is None:  # a real checkpoint cut short
+        torch.save({"model": build_tiny_model("retinanet").state_dict()}, path)
+        content = path.read_bytes()[:5000]
+    path.write_bytes(content)
+    with pytest.raises(WeightsError, match=f"cannot read the weights in {path}.*damaged"):
+        load_trained_weights(build_tiny_model("retinanet"), str(path))

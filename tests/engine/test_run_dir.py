@@ -10,22 +10,22 @@ import time
 import pytest
 from tiny_models import REPO
 
-from focal_eiou_d2.engine import OutputDirError, build_config, claim_output_dir
+from focal_eiou_d2.engine import OutputDirError, claim_output_dir, load_run_config
 from focal_eiou_d2.engine.run_dir import run_classes
 
 CONFIG = "configs/quickstart/retinanet_R_18_FPN_shapes_focal_eiou.yaml"
 
 
 def config(folder, *opts):
-    return build_config(CONFIG, list(opts), output_dir=str(folder))
+    return load_run_config(CONFIG, list(opts), output_dir=str(folder))
 
 
 def hold_lock(folder):
     """A process that claims ``folder`` and waits; returns it once it holds the lock."""
     code = (
         "import sys, time\n"
-        "from focal_eiou_d2.engine import build_config, claim_output_dir\n"
-        f"claim_output_dir(build_config({CONFIG!r}, output_dir={str(folder)!r}))\n"
+        "from focal_eiou_d2.engine import claim_output_dir, load_run_config\n"
+        f"claim_output_dir(load_run_config({CONFIG!r}, output_dir={str(folder)!r}))\n"
         "print('holding', flush=True)\n"
         "time.sleep(600)\n"
     )

@@ -39,5 +39,5 @@ def test_resnet34_has_more_blocks_than_resnet18():
 
 def test_unsupported_depth_names_the_key():
     cfg = narrow_cfg("retinanet", depth=50)
-    with pytest.raises(ValueError, match="MODEL.RESNETS.DEPTH = 50.*18, 34"):
+    with pytest.raises(ValueError, match="depth 50 is not supported.*18, 34.*MODEL.RESNETS.DEPTH"):
         BACKBONE_REGISTRY.get(cfg.MODEL.BACKBONE.NAME)(cfg, ShapeSpec(channels=3))

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from detectron2.modeling.box_regression import Box2BoxTransform
+from detectron2.modeling.meta_arch.fcos import FCOS
 from detectron2.structures import Boxes
 from tiny_models import build_tiny_model
 
@@ -59,6 +60,27 @@ def test_retinanet_box_loss_matches_library(loss_type, event_storage):
     else:  # Detectron2's moving-average normalizer, starting at 100 with momentum 0.9
         expected = expected_sum(loss_type, transform, *pairs) / (0.9 * 100 + 0.1 * 4)
     torch.testing.assert_close(losses["loss_box_reg"], 2.5 * expected)
+
+
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+def test_fcos_box_loss_matches_library(loss_type, event_storage):
+    model = build_tiny_model("fcos", loss_type)  # box-loss weight 2.5
+    positive = torch.tensor([True, True, True, False, True])
+    labels = torch.where(positive, torch.tensor(1), torch.tensor(model.num_classes))
+    logits = torch.zeros(1, len(ANCHORS), model.num_classes)
+    centerness = torch.zeros(1, len(ANCHORS), 1)
+    targets = Boxes(TARGETS) if hasattr(FCOS, "match_anchors") else TARGETS  # 0.6 / main
+    losses = model.losses(
+        [Boxes(ANCHORS)], [logits], [labels], [DELTAS[None]], [targets], [centerness]
+    )
+    transform = model.box2box_transform  # FCOS's linear (l, t, r, b) encoding
+    pairs = (ANCHORS[positive], DELTAS[positive], TARGETS[positive])
+    if loss_type == "focal_eiou":  # Eq. 11
+        boxes = transform.apply_deltas(pairs[1], pairs[0])
+        expected = focal_eiou_loss(boxes, pairs[2], reduction="weighted")
+    else:  # Detectron2 FCOS's moving-average normalizer, starting at 300 with momentum 0.9
+        expected = expected_sum(loss_type, transform, *pairs) / (0.9 * 300 + 0.1 * 4)
+    torch.testing.assert_close(losses["loss_fcos_loc"], 2.5 * expected)
 
 
 def test_retinanet_focal_eiou_without_eq11_uses_count_normalizer(event_storage):

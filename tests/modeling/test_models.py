@@ -6,7 +6,7 @@ from tiny_models import ARCHITECTURES, build_tiny_model, make_inputs
 
 from focal_eiou_d2.layers import BOX_LOSSES
 
-BOX_LOSS_KEYS = {"loss_box_reg", "loss_rpn_loc"}
+BOX_LOSS_KEYS = {"loss_box_reg", "loss_rpn_loc", "loss_fcos_loc"}
 
 
 def box_loss_values(losses):
@@ -40,7 +40,7 @@ def test_images_without_annotations_give_zero_box_loss(architecture, loss_type, 
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
-@pytest.mark.parametrize("architecture", ["retinanet", "faster_rcnn"])
+@pytest.mark.parametrize("architecture", ["retinanet", "fcos", "faster_rcnn"])
 def test_inference_returns_instances(architecture):
     model = build_tiny_model(architecture, "focal_eiou")
     model.eval()

@@ -16,7 +16,7 @@ from pycocotools.coco import COCO
 from tiny_models import tiny_cfg
 
 from focal_eiou_d2.data import CLASS_NAMES, ShapesSpec, register_shapes
-from focal_eiou_d2.engine.run_dir import config_digest, write_manifest
+from focal_eiou_d2.engine.run_dir import write_manifest
 from focal_eiou_d2.evaluation import AREAS, IOU_THRESHOLDS, localization_counts
 from focal_eiou_d2.tools import compare
 
@@ -25,6 +25,9 @@ GROUND_TRUTH = {
     1: [(1, [10, 10, 20, 20]), (2, [50, 40, 50, 40]), (1, [60, 90, 120, 100])],
     2: [(2, [5, 5, 25, 15]), (1, [100, 20, 60, 60]), (2, [30, 80, 110, 110])],
 }
+
+# The config digest in the run.json of the tests' runs (only the recorded classes are read).
+RUN_DIGEST = "0" * 16
 
 
 @pytest.fixture
@@ -147,7 +150,7 @@ def save_run(folder, architecture="retinanet", loss_type="focal_eiou", classes=C
     config_file = os.path.join(folder, "config.yaml")
     with open(config_file, "w") as f:
         f.write(cfg.dump())
-    write_manifest(str(folder), config_digest(cfg), config_file, list(classes))
+    write_manifest(str(folder), RUN_DIGEST, config_file, list(classes))
     return config_file, os.path.join(folder, "model_final.pth")
 
 
@@ -198,6 +201,17 @@ def test_weights_of_another_architecture_are_an_error_naming_the_keys(shapes_val
     assert f"the weights in {retinanet_weights} do not fit the model" in message
     assert "missing (backbone.fpn_lateral2.weight" in message and "unexpected (" in message
     assert not (tmp_path / "report" / "report.md").exists()
+
+
+def test_weights_of_model_b_that_do_not_fit_stop_before_model_a_runs(
+    shapes_val, tmp_path, no_inference
+):
+    retinanet_config, retinanet_weights = save_run(tmp_path / "retinanet", "retinanet")
+    faster_config, _ = save_run(tmp_path / "faster", "faster_rcnn")
+    argv = ["--dataset", shapes_val, "--output", str(tmp_path / "report")]
+    argv += ["--config-a", retinanet_config, "--weights-a", retinanet_weights]
+    argv += ["--config-b", faster_config, "--weights-b", retinanet_weights]
+    assert f"the weights in {retinanet_weights} do not fit the model" in compare_error(argv)
 
 
 @pytest.fixture
@@ -310,4 +324,4 @@ def test_unusable_output_and_predictions_are_errors_before_inference(
             good_b,
         ]
     )
-    assert "--dataset nowhere is not a registered dataset" in message
+    assert "dataset 'nowhere' is not registered: register it with --coco-dataset nowhere" in message
