@@ -12,8 +12,10 @@ Two models, A on the left and B on the right, with the ground truth of a registe
         --input datasets/.../val/images/00000[1-8].png --output vis/ --dataset shapes_val --show-gt
 
 ``--opts KEY VALUE ...`` overrides the config of every model, as in Detectron2's demo; its
-``MODEL.WEIGHTS`` is model A's, B's are ``--compare-weights``. Each model takes its class count
-and class names from the run that trained its weights (the ``run.json`` beside them).
+``MODEL.WEIGHTS`` is model A's, B's are ``--compare-weights``. LazyConfig ``.py`` files are
+accepted too, with ``--opts key=value ...`` (model A's weights: ``train.init_checkpoint=FILE``).
+Each model takes its class count and class names from the run that trained its weights (the
+``run.json`` beside them).
 
 Bad arguments, inputs that match no image, an output that cannot be written and weights that do
 not fit the model stop the demo before any image is drawn. Images that cannot be read are
@@ -33,7 +35,7 @@ from detectron2.utils.logger import setup_logger
 from tqdm import tqdm
 
 from focal_eiou_d2.data import add_coco_dataset_argument, dataset_classes
-from focal_eiou_d2.engine import build_config
+from focal_eiou_d2.engine import load_run_config
 from focal_eiou_d2.evaluation import build_predictor
 from focal_eiou_d2.visualization import (
     class_metadata,
@@ -73,12 +75,12 @@ class DemoModel:
     """A model to draw.
 
     Attributes:
-        cfg (CfgNode): its config.
+        config (YamlRunConfig or LazyRunConfig): its config.
         predictor (Predictor): the model with its trained weights (see ``build_predictor``).
         metadata (Metadata): names its classes (see ``class_metadata``).
     """
 
-    cfg: object
+    config: object
     predictor: object
     metadata: object
 
@@ -126,7 +128,7 @@ def parse_args(argv=None):
         metavar="KEY VALUE",
         help="config overrides of both models (A and B), as in Detectron2's demo: KEY VALUE "
         "pairs, e.g. MODEL.WEIGHTS A.pth (model A's weights; B's are --compare-weights) "
-        "MODEL.DEVICE cpu",
+        "MODEL.DEVICE cpu; key=value for a LazyConfig (.py), e.g. train.init_checkpoint=A.pth",
     )
     parser.add_argument(
         "--compare-config", metavar="FILE", help="config of model B (default: --config-file)"
@@ -149,7 +151,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not 0 <= args.confidence_threshold <= 1:
         parser.error(f"--confidence-threshold must be in [0, 1], got {args.confidence_threshold}")
-    if len(args.opts) % 2:
+    if not args.config_file.endswith(".py") and len(args.opts) % 2:
         parser.error(f"--opts takes KEY VALUE pairs, got an odd number: {' '.join(args.opts)}")
     if args.show_gt and not args.dataset:
         parser.error("--show-gt needs --dataset, the registered dataset the images belong to")
@@ -166,50 +168,49 @@ def build_configs(args):
     trained its weights; the score threshold of both heads is ``--confidence-threshold``.
 
     Returns:
-        list[CfgNode]: one or two frozen configs.
+        list[YamlRunConfig or LazyRunConfig]: one or two configs.
 
     Raises:
         ValueError: a model has no weights, or a config cannot be built.
         FileNotFoundError: a config or weights file does not exist.
     """
-    threshold = args.confidence_threshold
-    opts = [*args.opts, "MODEL.RETINANET.SCORE_THRESH_TEST", threshold]
-    opts += ["MODEL.ROI_HEADS.SCORE_THRESH_TEST", threshold]
     sources = [(args.config_file, None, "A")]
     if args.compare_weights:
         sources.append((args.compare_config or args.config_file, args.compare_weights, "B"))
     configs = []
     for config_file, weights, side in sources:
-        cfg = build_config(
-            config_file,
-            opts,
-            weights=weights,
-            cpu_fallback=True,
-            coco_datasets=args.coco_datasets,
-            classes_from="run",
+        options = dict(weights=weights, cpu_fallback=True, coco_datasets=args.coco_datasets)
+        config = load_run_config(config_file, args.opts, classes_from="run", **options)
+        threshold = config.score_threshold_overrides(args.confidence_threshold)
+        config = load_run_config(
+            config_file, [*args.opts, *threshold], classes_from="run", **options
         )
-        check_weights(cfg.MODEL.WEIGHTS, side)
-        configs.append(cfg)
+        check_weights(config.weights, side)
+        configs.append(config)
     return configs
 
 
 def check_weights(weights, side):
     """Raises if model ``side`` has no weights file (URLs are left to Detectron2)."""
-    option = "--opts MODEL.WEIGHTS FILE" if side == "A" else "--compare-weights FILE"
+    option = (
+        "--opts MODEL.WEIGHTS FILE (train.init_checkpoint=FILE for a LazyConfig)"
+        if side == "A"
+        else "--compare-weights FILE"
+    )
     if not weights:
         raise ValueError(f"model {side} has no trained weights: give them with {option}")
     if "://" not in weights and not os.path.isfile(weights):
         raise FileNotFoundError(f"weights of model {side} not found: {weights}")
 
 
-def dataset_of(args, cfg):
+def dataset_of(args, config):
     """The registered dataset of the pictures: ``--dataset``, else A's first test dataset.
 
     Raises:
         DatasetError: ``--dataset`` is not registered.
     """
     if args.dataset is None:
-        return cfg.DATASETS.TEST[0] if cfg.DATASETS.TEST else None
+        return config.test_datasets[0] if config.test_datasets else None
     dataset_classes(args.dataset)
     return args.dataset
 
@@ -348,12 +349,12 @@ def prepare(args):
     dataset = dataset_of(args, configs[0])
     truths = ground_truth_of(inputs, dataset) if args.show_gt else [None] * len(inputs)
     models = [
-        DemoModel(cfg, build_predictor(cfg, cfg.MODEL.WEIGHTS), class_metadata(cfg, dataset))
-        for cfg in configs
+        DemoModel(config, build_predictor(config, config.weights), class_metadata(config, dataset))
+        for config in configs
     ]
     titles = None
     if len(models) == 2:
-        titles = tuple(args.names or model_names(*(model_name(m.cfg) for m in models)))
+        titles = tuple(args.names or model_names(*(model_name(m.config) for m in models)))
     return DemoJob(list(zip(inputs, outputs, truths, strict=True)), models, titles)
 
 

@@ -134,3 +134,8 @@ def box_loss_node(cfg):
 def box_loss_type(cfg):
     """The box-regression loss of a model (see :func:`box_loss_node`), e.g. "focal_eiou"."""
     return cfg.MODEL[box_loss_node(cfg)].BBOX_REG_LOSS_TYPE
+
+
+def paper_loss_weight(loss_type):
+    """The paper's box-loss weight (Sec. 5.2): 1.0 for l_n-norm losses, 2.5 for IoU losses."""
+    return 2.5 if BOX_LOSSES[loss_type].on_boxes else 1.0

@@ -13,11 +13,12 @@ which builds the loss explicitly (``BoxRegressionLoss``), and sets the paper's b
 """
 
 from detectron2.config import LazyCall as L
-from torch import nn
 from detectron2.modeling import GeneralizedRCNN, RetinaNet
 from detectron2.modeling.meta_arch.fcos import FCOS
 from detectron2.modeling.roi_heads import FastRCNNOutputLayers
+from torch import nn
 
+from focal_eiou_d2.config import paper_loss_weight
 from focal_eiou_d2.layers import BOX_LOSSES
 from focal_eiou_d2.modeling import (
     BoxRegressionLoss,
@@ -28,11 +29,6 @@ from focal_eiou_d2.modeling import (
 
 # Dense detectors: Detectron2's class -> this package's (the loss and its weight are arguments).
 DENSE_DETECTORS = {RetinaNet: FocalEIoURetinaNet, FCOS: FocalEIoUFCOS}
-
-
-def paper_loss_weight(loss_type):
-    """The paper's box-loss weight (Sec. 5.2): 1.0 for l_n-norm losses, 2.5 for IoU losses."""
-    return 2.5 if BOX_LOSSES[loss_type].on_boxes else 1.0
 
 
 def use_box_loss(model, loss_type, weight=None, **params):

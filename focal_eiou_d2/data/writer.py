@@ -30,10 +30,10 @@ from tqdm import tqdm
 from .root import default_root
 from .scene import render_scene
 from .shapes import CLASS_NAMES
+from .staging import OLD, STAGING, install, make_work_dir, remove_stale
 
 # The classes of a ``one_class`` spec.
 ONE_CLASS_NAMES = ("shape",)
-from .staging import OLD, STAGING, install, make_work_dir, remove_stale
 
 # Bump when the generator's output changes, so that existing datasets are regenerated.
 FORMAT_VERSION = 2

@@ -22,12 +22,12 @@ from detectron2.config import LazyConfig, instantiate
 from detectron2.data import MetadataCatalog, build_detection_test_loader
 from detectron2.modeling import build_model
 
-from focal_eiou_d2.config import box_loss_node
+from focal_eiou_d2.config import box_loss_node, paper_loss_weight
 from focal_eiou_d2.data import dataset_classes, num_classes_for, register_coco_datasets
-from focal_eiou_d2.lazy_config import box_loss_nodes, paper_loss_weight
+from focal_eiou_d2.lazy_config import box_loss_nodes
 
 from .run_dir import run_classes
-from .setup import build_config, resolve_config_file
+from .setup import build_config, class_count_node, resolve_config_file
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +121,17 @@ class YamlRunConfig:
     @property
     def loss_type(self):
         return self.cfg.MODEL[box_loss_node(self.cfg)].BBOX_REG_LOSS_TYPE
+
+    @property
+    def num_classes(self):
+        """The head's class count."""
+        return self.cfg.MODEL[class_count_node(self.cfg)].NUM_CLASSES
+
+    @staticmethod
+    def score_threshold_overrides(threshold):
+        """Overrides that keep every detection scoring at least ``threshold``."""
+        keys = ("MODEL.RETINANET.SCORE_THRESH_TEST", "MODEL.ROI_HEADS.SCORE_THRESH_TEST")
+        return [item for key in keys for item in (key, str(threshold))]
 
     def loss_overrides(self, loss_type, weight=None):
         """Overrides that make the model train with ``loss_type`` (weight: the paper's)."""
@@ -216,8 +227,7 @@ class LazyRunConfig:
             cfg.train.init_checkpoint = weights
         config = cls(cfg, config_file)
         if classes_from != "config":
-            keys = {item.split("=", 1)[0] for item in overrides}
-            config._follow_classes(classes_from, explicit="model.num_classes" in keys)
+            config._follow_classes(classes_from, overrides)
         if cpu_fallback and config.device.startswith("cuda") and not torch.cuda.is_available():
             if "train.device" in {item.split("=", 1)[0] for item in overrides}:
                 raise ValueError(f"train.device={config.device} was asked for; CUDA is unavailable")
@@ -229,14 +239,25 @@ class LazyRunConfig:
     def override(key, value):
         return [f"{key}={value}"]
 
-    def _follow_classes(self, classes_from, explicit):
+    @property
+    def class_count_key(self):
+        """The key of the head's class count: ``model.num_classes`` (RetinaNet, FCOS) or
+        ``model.roi_heads.num_classes`` (R-CNN)."""
+        return (
+            "model.num_classes"
+            if "num_classes" in self.cfg.model
+            else "model.roi_heads.num_classes"
+        )
+
+    def _follow_classes(self, classes_from, overrides):
         classes = run_classes(self.weights) if classes_from == "run" else None
         if classes is None and self.train_datasets:
             classes = dataset_classes(self.train_datasets)
         if classes is not None:
-            self.cfg.model.num_classes = num_classes_for(
-                len(classes), "model.num_classes", self.cfg.model.num_classes, explicit
-            )
+            key = self.class_count_key
+            explicit = key in {item.split("=", 1)[0] for item in overrides}
+            value = num_classes_for(len(classes), key, self.num_classes, explicit)
+            self.cfg = LazyConfig.apply_overrides(self.cfg, [f"{key}={value}"])
 
     @property
     def output_dir(self):
@@ -265,6 +286,19 @@ class LazyRunConfig:
     @property
     def architecture(self):
         return self.cfg.model._target_.__name__
+
+    @property
+    def num_classes(self):
+        """The head's class count."""
+        return _get(self.cfg, self.class_count_key)
+
+    def score_threshold_overrides(self, threshold):
+        """Overrides that keep every detection scoring at least ``threshold`` (the score
+        thresholds of the dense head, or of every R-CNN box predictor)."""
+        paths = [
+            path for path in _paths(self.cfg.model, "model") if path.endswith(".test_score_thresh")
+        ]
+        return [f"{path}={threshold}" for path in paths]
 
     @property
     def loss_type(self):
@@ -349,6 +383,17 @@ def class_names(config):
             if names is not None:
                 break
     return names
+
+
+def _paths(node, path):
+    """Every dotted path below a config node (dicts and lists)."""
+    if hasattr(node, "items"):
+        for key, value in node.items():
+            yield f"{path}.{key}"
+            yield from _paths(value, f"{path}.{key}")
+    elif isinstance(node, (list, tuple)) or type(node).__name__ == "ListConfig":
+        for index, value in enumerate(node):
+            yield from _paths(value, f"{path}.{index}")
 
 
 def _names(value):

@@ -4,8 +4,10 @@
         --losses smooth_l1 eiou focal_eiou "smooth_l1[MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=0.25]" \\
         --seeds 0 1 2 3 4 --baseline smooth_l1 --output-dir output/ablation [KEY VALUE ...]
 
-Rows are losses, each optionally with its own overrides in brackets; ``--set KEY=V1,V2,...``
-adds a grid over config values (e.g. ``--set MODEL.FOCAL_EIOU.GAMMA=0.25,0.5,1,2``, Fig. 9), run
+YAML configs and LazyConfig ``.py`` files are accepted (overrides as ``KEY VALUE`` or
+``key=value``); the loss is set on the box-loss node the model has (found in the model, not by
+its name). Rows are losses, each optionally with its own overrides in brackets;
+``--set KEY=V1,V2,...`` adds a grid over config values (e.g. ``--set MODEL.FOCAL_EIOU.GAMMA=0.25,0.5,1,2``, Fig. 9), run
 for every row. Every (row, grid value, seed) trains and evaluates in its own process through the
 quickstart job, in ``<output-dir>/runs/<run>``; the box-loss weight follows the paper (Sec. 5.2:
 1.0 for l_n-norm losses, 2.5 for IoU-based losses) unless a row sets it.
@@ -36,9 +38,8 @@ from itertools import product
 import numpy as np
 from matplotlib.figure import Figure
 
-from focal_eiou_d2.config import box_loss_node, box_loss_type
 from focal_eiou_d2.data import DatasetError, add_coco_dataset_argument
-from focal_eiou_d2.engine import OutputDirError, build_config, config_digest
+from focal_eiou_d2.engine import OutputDirError, load_run_config
 from focal_eiou_d2.engine.fingerprint import fingerprint, git_commit
 from focal_eiou_d2.engine.run_dir import lock_output_dir
 from focal_eiou_d2.evaluation import IOU_THRESHOLDS
@@ -68,11 +69,6 @@ PAPER_NAMES = {
     "focal_eiou": "Focal-EIoU",
     "focal_eiou_star": "Focal-EIoU*",
 }
-
-
-def loss_weight(loss):
-    """The paper's box-loss weight: 1.0 for l_n-norm losses, 2.5 for IoU-based losses."""
-    return 2.5 if BOX_LOSSES[loss].on_boxes else 1.0
 
 
 @dataclass(frozen=True)
@@ -133,13 +129,17 @@ class Run:
         self.name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", "__".join(parts)) + f"__seed{self.seed}"
 
     def opts(self, base, output_dir):
-        """Config overrides (KEY VALUE ...) of this run, after the base overrides."""
-        node = box_loss_node(base)
-        opts = [f"MODEL.{node}.BBOX_REG_LOSS_TYPE", self.row.loss]
-        opts += [f"MODEL.{node}.BBOX_REG_LOSS_WEIGHT", str(loss_weight(self.row.loss))]
+        """Config overrides of this run in the syntax of ``base``'s kind (KEY VALUE for YAML,
+        key=value for LazyConfig), after the base overrides: the loss of the model's box-loss
+        node with the paper's weight, the row's and the grid's values, the seed, the folder."""
+        opts = base.loss_overrides(self.row.loss)
         for key, value in (*self.row.overrides, *self.setting):
-            opts += [key, value]
-        return opts + ["SEED", str(self.seed), "OUTPUT_DIR", output_dir]
+            opts += base.override(key, value)
+        return (
+            opts
+            + base.override(base.SEED_KEY, self.seed)
+            + base.override(base.OUTPUT_KEY, output_dir)
+        )
 
 
 def plan(rows, settings, seeds):
@@ -148,12 +148,12 @@ def plan(rows, settings, seeds):
     return [Run(row, setting, seed) for seed in seeds for row in rows for setting in grid]
 
 
-def protocol_digest(base):
+def protocol_digest(args):
     """A hash of the config every run starts from, without the seed and the output folder."""
-    base = base.clone()
-    base.defrost()
-    base.SEED = -1
-    return config_digest(base)
+    base = load_run_config(args.config_file, args.opts)
+    return load_run_config(
+        args.config_file, [*args.opts, *base.override(base.SEED_KEY, -1)]
+    ).digest()
 
 
 def train(run, args, base, coco_options):
@@ -299,7 +299,8 @@ def plot_sweep(summary, settings, path):
     """AP against the values of each ``--set`` key (Fig. 9's layout), one line per row, with the
     95 % confidence interval of each mean (Student t) as error bars."""
     figure = Figure(figsize=(5.5 * len(settings), 4), dpi=120)
-    for axes, (key, values) in zip(np.atleast_1d(figure.subplots(1, len(settings))), settings):
+    panels = np.atleast_1d(figure.subplots(1, len(settings)))
+    for axes, (key, values) in zip(panels, settings, strict=True):
         for label in dict.fromkeys(entry["label"] for entry in summary):
             entries = [e for e in summary if e["label"] == label]
             entries.sort(key=lambda e: values.index(dict(map(tuple, e["setting"]))[key]))
@@ -382,14 +383,14 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        base = build_config(args.config_file, args.opts, coco_datasets=args.coco_datasets)
+        base = load_run_config(args.config_file, args.opts, coco_datasets=args.coco_datasets)
         for run in plan(args.losses, args.settings, args.seeds[:1]):
-            build_config(args.config_file, [*args.opts, *run.opts(base, "unused")])  # check keys
+            load_run_config(args.config_file, [*args.opts, *run.opts(base, "unused")])  # checks
         lock_output_dir(args.output_dir)
         lock_output_dir(args.results_dir)
     except (OutputDirError, DatasetError, FileNotFoundError, KeyError, ValueError) as error:
         sys.exit(f"ablate: error: {error}")
-    wanted = fingerprint(protocol_digest(base), base.MODEL.DEVICE)
+    wanted = fingerprint(protocol_digest(args), base.device)
     coco_options = [item for d in args.coco_datasets for item in
                     ("--coco-dataset", d.name, d.json_file, d.image_root)]  # fmt: skip
     runs = plan(args.losses, args.settings, args.seeds)
@@ -408,15 +409,18 @@ def main(argv=None):
             records[run.name] = record
     other = [name for name in other if name not in records]
     if other:
-        print(f"[ablate] {len(other)} result files of another fingerprint (code, protocol, torch or "
-              f"device) in {args.results_dir} were left out", flush=True)  # fmt: skip
+        print(
+            f"[ablate] {len(other)} result files of another fingerprint (code, protocol, torch "
+            f"or device) in {args.results_dir} were left out",
+            flush=True,
+        )
     summary = summarize(runs, records, args.baseline)
     if not summary:
         sys.exit("ablate: no finished run to tabulate")
     meta = {
         "config_file": args.config_file,
         "opts": args.opts,
-        "model": f"{base.MODEL.META_ARCHITECTURE} ({box_loss_type(base)} in the config)",
+        "model": f"{base.architecture} ({base.loss_type} in the config)",
         "baseline": args.baseline.text,
         "fingerprint": wanted,
         "command": " ".join(sys.argv),

@@ -29,14 +29,12 @@ import os
 import sys
 
 import numpy as np
-from detectron2.modeling import build_model
 from detectron2.utils.logger import setup_logger
 from matplotlib.figure import Figure
 
 from focal_eiou_d2.data import add_coco_dataset_argument, dataset_classes, register_coco_datasets
-from focal_eiou_d2.engine import build_config, load_trained_weights
+from focal_eiou_d2.engine import load_run_config, load_trained_weights
 from focal_eiou_d2.engine.run_dir import run_classes
-from focal_eiou_d2.engine.setup import class_count_node
 from focal_eiou_d2.evaluation import (
     AREAS,
     DEFAULT_SCORE_THRESHOLD,
@@ -271,7 +269,7 @@ def model_config(args, side, classes):
     if config_file is None:
         return None
     weights = getattr(args, f"weights_{side}")
-    cfg = build_config(
+    config = load_run_config(
         config_file,
         args.opts,
         weights=weights,
@@ -282,23 +280,22 @@ def model_config(args, side, classes):
     if getattr(args, f"predictions_{side}") is None:
         if "://" not in weights and not os.path.isfile(weights):
             raise FileNotFoundError(f"--weights-{side} {weights} not found")
-        check_classes(cfg, classes, f"model {side.upper()} ({weights})", args.dataset)
-    return cfg
+        check_classes(config, classes, f"model {side.upper()} ({weights})", args.dataset)
+    return config
 
 
-def check_classes(cfg, classes, model, dataset_name):
-    """Raises ValueError if the model of ``cfg`` does not predict ``classes``, those of the
+def check_classes(config, classes, model, dataset_name):
+    """Raises ValueError if the model of ``config`` does not predict ``classes``, those of the
     dataset ``dataset_name``.
 
     The model's classes are those recorded by the run that trained its weights; without such a
     record only the head's class count is compared.
     """
-    trained = run_classes(cfg.MODEL.WEIGHTS)
-    node = class_count_node(cfg)
+    trained = run_classes(config.weights)
     if trained is not None and list(trained) != list(classes):
         found = f"was trained on the classes {', '.join(trained)}"
-    elif trained is None and cfg.MODEL[node].NUM_CLASSES != len(classes):
-        found = f"has {cfg.MODEL[node].NUM_CLASSES} classes (MODEL.{node}.NUM_CLASSES)"
+    elif trained is None and config.num_classes != len(classes):
+        found = f"has {config.num_classes} classes (its head's class count)"
     else:
         return
     raise ValueError(
@@ -307,10 +304,10 @@ def check_classes(cfg, classes, model, dataset_name):
     )
 
 
-def run_model(args, side, cfg):
+def run_model(args, side, config):
     """The detections of model ``side`` on the dataset, saved as ``predictions_<side>.json`` in
     ``--output`` (reusable with ``--predictions-<side>``)."""
-    detections = run_inference(cfg, args.dataset)
+    detections = run_inference(config, args.dataset)
     with open(os.path.join(args.output, f"predictions_{side}.json"), "w") as f:
         json.dump(detections, f)
     return detections
@@ -348,7 +345,7 @@ def parse_args(argv=None):
         default=[],
         metavar="KEY VALUE",
         help="config overrides of both models (A and B), as in Detectron2's demo: KEY VALUE "
-        "pairs, e.g. MODEL.DEVICE cpu",
+        "pairs, e.g. MODEL.DEVICE cpu; key=value for LazyConfig (.py) files",
     )
     add_coco_dataset_argument(parser)
     args = parser.parse_args(argv)
@@ -366,7 +363,8 @@ def parse_args(argv=None):
             parser.error(f"--config-{side} needs --weights-{side}, the trained weights to run")
     if not 0 <= args.score_threshold <= 1:
         parser.error(f"--score-threshold must be in [0, 1], got {args.score_threshold}")
-    if len(args.opts) % 2:
+    lazy = any(str(getattr(args, f"config_{side}")).endswith(".py") for side in SIDES)
+    if not lazy and len(args.opts) % 2:
         parser.error(f"--opts takes KEY VALUE pairs, got an odd number: {' '.join(args.opts)}")
     return args
 
@@ -392,7 +390,7 @@ def compare_models(args):
         given[side] = read_predictions(predictions, coco_gt, args.dataset) if predictions else None
     to_run = [side for side in SIDES if given[side] is None]
     for side in to_run[1:]:  # the first is checked when it runs, before its inference
-        load_trained_weights(build_model(configs[side]), configs[side].MODEL.WEIGHTS)
+        load_trained_weights(configs[side].build_model(), configs[side].weights)
     detections = [
         run_model(args, side, configs[side]) if given[side] is None else given[side]
         for side in SIDES

@@ -222,7 +222,7 @@ def test_class_count_and_names_follow_the_run_of_the_weights(tmp_path):
     args = ["--config-file", str(tmp_path / "seven.yaml"), "--opts", "MODEL.WEIGHTS", weights]
     args += ["--input", str(tmp_path / "a.png"), "--output", str(tmp_path / "out")]
     (model,) = demo.prepare(demo.parse_args(args)).models
-    assert model.cfg.MODEL.RETINANET.NUM_CLASSES == model.predictor.model.num_classes == 2
+    assert model.config.num_classes == model.predictor.model.num_classes == 2
     assert model.metadata.thing_classes == ["cat", "dog"]
 
 
@@ -319,7 +319,7 @@ def test_opts_apply_to_both_models_and_b_has_its_own_weights(models, tmp_path):
     args = model_args(models) + ["--input", str(tmp_path / "a.png"), "--output", str(tmp_path)]
     args[args.index("--opts") + 1 : args.index("--opts") + 1] = ["INPUT.MIN_SIZE_TEST", "48"]
     job = demo.prepare(demo.parse_args(args))
-    assert [model.cfg.INPUT.MIN_SIZE_TEST for model in job.models] == [48, 48]
+    assert [model.config.cfg.INPUT.MIN_SIZE_TEST for model in job.models] == [48, 48]
     for model, (_, weights) in zip(job.models, models, strict=True):
         saved = torch.load(weights, weights_only=False)["model"]["head.cls_score.weight"]
         assert torch.equal(model.predictor.model.head.cls_score.weight.detach(), saved)

@@ -10,11 +10,11 @@ import sys
 import pytest
 from tiny_models import REPO, SMOKE_OPTS
 
+from focal_eiou_d2.config import paper_loss_weight
 from focal_eiou_d2.evaluation.statistics import paired_difference, student_t_quantile
 from focal_eiou_d2.tools.ablate import (
     Row,
     format_markdown,
-    loss_weight,
     parse_args,
     parse_row,
     plan,
@@ -119,13 +119,17 @@ def test_summary_pairs_by_seed():
 def test_sweep_plot(tmp_path):
     settings = [("MODEL.FOCAL_EIOU.GAMMA", ("0.5", "1"))]
     runs = plan([Row("focal_eiou")], settings, [0, 1])
-    found = {run.name: {"metrics": dict.fromkeys(("AP", "AP50", "AP75", "AP85", "AP95"), 30.0 + run.seed),
-                        "ap_per_iou": [30.0] * 10} for run in runs}  # fmt: skip
+    metrics = ("AP", "AP50", "AP75", "AP85", "AP95")
+    found = {
+        run.name: {"metrics": dict.fromkeys(metrics, 30.0 + run.seed), "ap_per_iou": [30.0] * 10}
+        for run in runs
+    }
     summary = summarize(runs, found, Row("focal_eiou"))
     plot_sweep(summary, settings, str(tmp_path / "sweep.png"))
     assert (tmp_path / "sweep.png").stat().st_size > 0
 
 
 def test_paper_loss_weights():
-    assert loss_weight("smooth_l1") == loss_weight("focal_l1") == loss_weight("balanced_l1") == 1.0
-    assert loss_weight("giou") == loss_weight("focal_eiou") == 2.5
+    assert paper_loss_weight("smooth_l1") == paper_loss_weight("focal_l1") == 1.0
+    assert paper_loss_weight("balanced_l1") == 1.0
+    assert paper_loss_weight("giou") == paper_loss_weight("focal_eiou") == 2.5
