@@ -8,9 +8,10 @@ YAML configs and LazyConfig ``.py`` files are accepted (overrides as ``KEY VALUE
 ``key=value``); the loss is set on the box-loss node the model has (found in the model, not by
 its name). Rows are losses, each optionally with its own overrides in brackets;
 ``--set KEY=V1,V2,...`` adds a grid over config values (e.g. Fig. 9's
-``--set MODEL.FOCAL_EIOU.GAMMA=0.25,0.5,1,2``), run for every row. Every (row, grid value, seed) trains and evaluates in its own process through the
-quickstart job, in ``<output-dir>/runs/<run>``; the box-loss weight follows the paper (Sec. 5.2:
-1.0 for l_n-norm losses, 2.5 for IoU-based losses) unless a row sets it.
+``--set MODEL.FOCAL_EIOU.GAMMA=0.25,0.5,1,2``), run for every row. Every (row, grid value, seed)
+trains and evaluates in its own process through the quickstart job, in
+``<output-dir>/runs/<run>``; the box-loss weight follows the paper (Sec. 5.2: 1.0 for l_n-norm
+losses, 2.5 for IoU-based losses) unless a row sets it.
 
 Each finished run leaves a small result file in ``<results-dir>/<run>.json`` (default
 ``<output-dir>/results``): its metrics and a fingerprint (training code, protocol, torch version,
