@@ -145,3 +145,18 @@ SMOKE_OPTS = [
     "MODEL.RETINANET.SCORE_THRESH_TEST", "0.0",
     "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0",
 ]  # fmt: skip
+
+# The same for a configs/lazy/quickstart LazyConfig, as key=value overrides.
+LAZY_SMOKE_OPTS = [
+    "dataloader.train.dataset.names=shapes_mini_train",
+    "dataloader.test.dataset.names=shapes_mini_val",
+    "dataloader.train.mapper.augmentations.0.short_edge_length=[128]",
+    "dataloader.train.mapper.augmentations.0.max_size=128",
+    "dataloader.test.mapper.augmentations.0.short_edge_length=128",
+    "dataloader.test.mapper.augmentations.0.max_size=128",
+    "dataloader.train.total_batch_size=2",
+    "dataloader.train.num_workers=0",
+    "dataloader.test.num_workers=0",
+    "train.max_iter=2",
+    "model.test_score_thresh=0.0",
+]

@@ -62,6 +62,10 @@ class LazyTrainer(ExactResumeMixin, TrainerBase):
         )
 
     @property
+    def optimizer(self):
+        return self._trainer.optimizer
+
+    @property
     def initial_weights(self):
         return self.cfg.train.init_checkpoint
 

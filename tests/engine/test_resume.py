@@ -1,20 +1,47 @@
 """A run that crashes at any iteration and is resumed gives exactly the uninterrupted run's losses:
 the data order (shuffle, epochs, augmentation, with data workers), the optimizer, the random
-state and the schedule all continue where the last checkpoint left them."""
+state and the schedule all continue where the last checkpoint left them. For both trainers: YAML
+configs (RetinaNet, Faster R-CNN) and LazyConfig (FCOS)."""
 
 import pytest
 import torch
 from detectron2.engine import HookBase
-from tiny_models import SMOKE_OPTS
+from tiny_models import LAZY_SMOKE_OPTS, SMOKE_OPTS
 
 from focal_eiou_d2.data import MINI_SPEC, register_shapes
-from focal_eiou_d2.engine import FocalEIoUTrainer, build_config
+from focal_eiou_d2.engine import load_run_config
 
-CONFIGS = {
-    "retinanet": "configs/quickstart/retinanet_R_18_FPN_shapes_focal_eiou.yaml",
-    "faster_rcnn": "configs/quickstart/faster_rcnn_R_18_FPN_shapes_focal_eiou.yaml",
-}
 MAX_ITER = 9
+CONFIGS = {
+    "retinanet": (
+        "configs/quickstart/retinanet_R_18_FPN_shapes_focal_eiou.yaml",
+        SMOKE_OPTS + [
+            "DATASETS.TRAIN", "('resume_train',)",
+            "DATASETS.TEST", "()",
+            "DATALOADER.NUM_WORKERS", "2",
+            "SOLVER.MAX_ITER", str(MAX_ITER),
+            "SOLVER.CHECKPOINT_PERIOD", "3",
+            "SOLVER.STEPS", "(6,)",
+        ],
+    ),
+    "fcos": (
+        "configs/lazy/quickstart/fcos_R_18_FPN_shapes_focal_eiou.py",
+        LAZY_SMOKE_OPTS + [
+            "dataloader.train.dataset.names=resume_train",
+            "dataloader.train.num_workers=2",
+            f"train.max_iter={MAX_ITER}",
+            "train.checkpointer.period=3",
+            "lr_multiplier.scheduler.values=[1.0,0.1]",
+            "lr_multiplier.scheduler.milestones=[600]",  # at 6 / 9 of the run
+            "lr_multiplier.scheduler.num_updates=900",
+            "train.eval_period=0",
+        ],
+    ),
+}  # fmt: skip
+CONFIGS["faster_rcnn"] = (
+    "configs/quickstart/faster_rcnn_R_18_FPN_shapes_focal_eiou.yaml",
+    CONFIGS["retinanet"][1],
+)
 
 
 class Crash(Exception):
@@ -35,15 +62,13 @@ class CrashAt(HookBase):
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """16 training images: batches of 2 over 9 iterations cross an epoch boundary."""
-    names = ("resume_train", "resume_val")
-    register_shapes(names, MINI_SPEC, str(tmp_path_factory.mktemp("data")))
-    return names[0]
+    register_shapes(("resume_train", "resume_val"), MINI_SPEC, str(tmp_path_factory.mktemp("d")))
 
 
-def losses(cfg, resume=False, crash_at=None):
-    """total_loss per iteration of a training of ``cfg``."""
+def losses(config, resume=False, crash_at=None):
+    """total_loss per iteration of a training of ``config``."""
     torch.manual_seed(0)
-    trainer = FocalEIoUTrainer(cfg)
+    trainer = config.build_trainer()
     if crash_at is not None:
         trainer.register_hooks([CrashAt(crash_at)])
     trainer.resume_or_load(resume=resume)
@@ -55,22 +80,14 @@ def losses(cfg, resume=False, crash_at=None):
     return {iteration: loss for loss, iteration in trainer.storage.history("total_loss").values()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("architecture", sorted(CONFIGS))
 def test_resume_after_a_crash_continues_exactly(architecture, dataset, tmp_path):
-    opts = SMOKE_OPTS + [
-        "DATASETS.TRAIN", f"('{dataset}',)",
-        "DATASETS.TEST", "()",
-        "DATALOADER.NUM_WORKERS", "2",
-        "SOLVER.MAX_ITER", str(MAX_ITER),
-        "SOLVER.CHECKPOINT_PERIOD", "3",
-        "SOLVER.STEPS", "(6,)",
-    ]  # fmt: skip
-    uninterrupted = losses(
-        build_config(CONFIGS[architecture], opts, output_dir=str(tmp_path / "a"))
-    )
-    cfg = build_config(CONFIGS[architecture], opts, output_dir=str(tmp_path / "b"))
-    crashed = losses(cfg, crash_at=7)  # the last checkpoint is after iteration 5
-    resumed = losses(cfg, resume=True)
+    config_file, opts = CONFIGS[architecture]
+    uninterrupted = losses(load_run_config(config_file, opts, output_dir=str(tmp_path / "a")))
+    config = load_run_config(config_file, opts, output_dir=str(tmp_path / "b"))
+    crashed = losses(config, crash_at=7)  # the last checkpoint is after iteration 5
+    resumed = losses(config, resume=True)
     assert sorted(crashed) == list(range(8)) and sorted(resumed) == [6, 7, 8]
     for iteration in range(8):
         assert crashed[iteration] == uninterrupted[iteration]
