@@ -75,13 +75,19 @@ def lock_output_dir(folder):
     """Take the folder's lock for the rest of this process's life (idempotent in a process).
 
     Raises:
-        OutputDirError: another process holds it.
+        OutputDirError: another process holds it, or it cannot be created or written.
     """
     folder = os.path.abspath(folder)
     if folder in _held_locks:
         return
-    os.makedirs(folder, exist_ok=True)
-    handle = open(os.path.join(folder, LOCK), "a+")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        handle = open(os.path.join(folder, LOCK), "a+")
+    except OSError as error:
+        raise OutputDirError(
+            f"cannot use {folder} as output folder ({error.strerror}): choose a folder you can "
+            "write to"
+        ) from error
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

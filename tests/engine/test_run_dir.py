@@ -83,3 +83,9 @@ def test_the_run_records_its_classes(tmp_path):
     assert json.loads((folder / "run.json").read_text())["classes"] == ["a", "b"]
     assert run_classes(str(folder / "model_final.pth")) == ["a", "b"]
     assert run_classes(str(tmp_path / "elsewhere" / "model.pth")) is None
+
+
+def test_an_unwritable_output_folder_is_refused_before_any_work(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(OutputDirError, match="cannot use .*file/run as output folder"):
+        claim_output_dir(config(tmp_path / "file" / "run"))
