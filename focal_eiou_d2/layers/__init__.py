@@ -1,5 +1,6 @@
-"""Pure-PyTorch box-regression losses: the IoU family, EIoU, FocalL1 and Focal-EIoU."""
+"""Pure-PyTorch box-regression losses: the IoU family, EIoU, FocalL1, Focal-EIoU, BalancedL1."""
 
+from .balanced_l1 import balanced_l1_loss
 from .box_geometry import BoxPairGeometry, box_pair_geometry
 from .fast_path import FUSED_LOSSES, compile_error, path_counts, select_path, set_fast_path
 from .focal_eiou import focal_eiou_loss, focal_eiou_star_loss, focal_eiou_v1_loss
@@ -13,6 +14,7 @@ __all__ = [
     "BoxLossSpec",
     "BoxPairGeometry",
     "FUSED_LOSSES",
+    "balanced_l1_loss",
     "box_pair_geometry",
     "box_regression_loss",
     "ciou_loss",

@@ -4,6 +4,7 @@ from typing import NamedTuple
 
 import torch
 
+from .hyperparams import EPS, check_eps
 from .loss_utils import upcast_float
 
 
@@ -31,7 +32,7 @@ class BoxPairGeometry(NamedTuple):
 
 
 def box_pair_geometry(
-    boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = 1e-7
+    boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = EPS
 ) -> BoxPairGeometry:
     """Compute the geometry of pairs of boxes.
 
@@ -42,7 +43,7 @@ def box_pair_geometry(
     Args:
         boxes1 (Tensor[..., 4]): predicted boxes, XYXY absolute coordinates.
         boxes2 (Tensor[..., 4]): target boxes, XYXY, broadcastable with ``boxes1``.
-        eps (float): added to the union before dividing.
+        eps (float): added to the union before dividing; finite and > 0.
 
     Returns:
         BoxPairGeometry: fields of the broadcast shape (...), in float32 for half-precision
@@ -52,6 +53,7 @@ def box_pair_geometry(
         raise ValueError(
             f"boxes must have shape (..., 4), got {tuple(boxes1.shape)} and {tuple(boxes2.shape)}"
         )
+    check_eps(eps)
     x1, y1, x2, y2 = upcast_float(boxes1).unbind(dim=-1)
     x1g, y1g, x2g, y2g = upcast_float(boxes2).unbind(dim=-1)
 

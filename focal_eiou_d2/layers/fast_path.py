@@ -1,80 +1,67 @@
-"""Compiled fast path of the IoU-family losses, chosen automatically by ``box_regression_loss``.
+"""The fast path of the IoU-family losses: whether a call runs the fused kernel, and how.
 
-The fast path evaluates a loss of :mod:`.fused_iou` (value and closed-form gradient in one pass)
-compiled by ``torch.compile`` (inductor, dynamic batch size) inside a ``torch.autograd.Function``
-whose backward only scales, in place, the gradient the forward computed. On the CPU the C++
-transcription of :mod:`.cpu_kernel` replaces the ``torch.compile`` kernel where it covers the call
-(same results bit for bit, about twice as fast). It computes the same function as the reference
-implementations, which it leaves untouched: ``eiou_loss`` and the others stay pure autograd code,
-only the dispatch ``box_regression_loss`` takes the fast path.
+Each public loss with a fused kernel (``iou_loss``, ``giou_loss``, ``diou_loss``, ``ciou_loss``,
+``eiou_loss``, ``focal_eiou_loss``) first calls :func:`fused_loss`. Where :func:`select_path`, the
+one place that decides, says "compiled", the loss's fused kernel (:mod:`.fused_iou`, compiled by
+``torch.compile``, :mod:`.compiled_kernel`) computes the per-pair loss and its closed-form
+gradient in one pass, and the loss function returns that result; where it says "reference", the
+loss function computes its own pure-autograd implementation. ``box_regression_loss`` calls those
+same functions, so the dispatch by name and the named functions always take the same path.
 
-Selection (:func:`select_path`): "compiled" for the names of :data:`FUSED_LOSSES` when the switch
-is on, the reduction is "none", "sum" or "mean", focal_eiou's weight is detached, both boxes are
-floating point with the same shape, dtype (half precision counts as float32, upcast as the
-reference does) and a CPU or CUDA device, there are at least :data:`MIN_PAIRS` pairs and no
-compilation has failed; "reference" otherwise, and always while an enclosing ``torch.compile``
-traces the caller (which then fuses the reference itself).
+The fused kernel runs when the switch is on, the loss has one, the reduction is "none", "sum" or
+"mean", focal_eiou's weight is detached, both boxes are floating point with the same shape
+(..., 4), compute dtype (half precision counts as float32, upcast as the reference does) and a
+CPU or CUDA device, there are at least :data:`MIN_PAIRS` pairs, no compilation has failed, and no
+enclosing ``torch.compile`` is tracing the caller (which then fuses the reference itself).
 
-Switch: the environment variable ``FOCAL_EIOU_D2_FAST_PATH=0`` (read at import) or
-:func:`set_fast_path`. Query: :func:`select_path`, :func:`path_counts`, :func:`compile_error`.
+Switch: the environment variable ``FOCAL_EIOU_D2_FAST_PATH`` (read at import; "on", the default,
+or "off") or :func:`set_fast_path`. :func:`path_counts` counts the path each call took.
 
-Compilation happens lazily on the first call for each (loss, dtype, device), takes seconds, and is
-cached by ``torch.compile`` (and on disk by inductor). N, eps and gamma are dynamic; the first call
-with a non-default gamma, or under ``torch.inference_mode``, compiles once more. Any exception
-while compiling or running the compiled kernel, other than running out of memory, switches
-compilation off for the process with one warning; that call and all later ones use the reference
-path, which raises the error again if it did not come from compilation. The C++ CPU kernels
-build once per machine and fall back to ``torch.compile`` on their own (see :mod:`.cpu_kernel`).
-
-The gradient is not differentiable: a backward with ``create_graph=True`` (double backward,
-gradgradcheck) through the fast path raises an error that names the switch.
+The fused kernel gives the reference's values and gradients up to rounding (float64 tests,
+degenerate boxes included). It compiles at the first call per (loss, dtype, device), in seconds;
+if compiling fails, one warning names the error (kept in :func:`compile_error`) and every later
+call takes the reference path. Its gradient is not differentiable: a backward with
+``create_graph=True`` (double backward, gradgradcheck) raises an error that names the switch.
 """
 
-import functools
-import inspect
 import logging
+import os
 from collections import Counter
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
 from typing import Optional
 
 import torch
 
-from . import fused_iou
-from .cpu_kernel import find_kernel
-from .env_switch import env_switch
-from .focal_eiou import _check_gamma, focal_eiou_loss
-from .loss_utils import reduce_loss, upcast_float
+from . import compiled_kernel
+from .fused_iou import FUSED_LOSSES
+from .hyperparams import FOCAL_EIOU_GAMMA
+from .loss_utils import REDUCTIONS, compute_dtype, reduce_loss, upcast_float
 
 logger = logging.getLogger(__name__)
 
-FUSED_LOSSES: Mapping[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = MappingProxyType(
-    {
-        "iou": fused_iou.iou_with_grad,
-        "giou": fused_iou.giou_with_grad,
-        "diou": fused_iou.diou_with_grad,
-        "ciou": fused_iou.ciou_with_grad,
-        "eiou": fused_iou.eiou_with_grad,
-        "focal_eiou": fused_iou.focal_eiou_with_grad,
-    }
-)
-"""Loss names with a fast path, and their fused value-and-gradient functions."""
+ENVIRONMENT_VARIABLE = "FOCAL_EIOU_D2_FAST_PATH"
+SWITCH_VALUES = {"on": True, "1": True, "true": True, "off": False, "0": False, "false": False}
+"""Values of the environment variable (any case); unset or empty means "on"."""
 
 MIN_PAIRS = 256
-"""Fewest box pairs for the compiled path (assign to change). The compiled path is faster from 2
-pairs up, but below a few thousand pairs it saves well under 1 ms per call
-(benchmarks/bench_losses.py), which takes thousands of calls to repay a compilation of seconds:
-tiny calls (unit tests, a single image) stay on the reference path. Inductor would specialize
-sizes 0 and 1 anyway. The C++ CPU kernels compile nothing per call, but a lower threshold would
-move small batches (the quickstart RetinaNet's 150 to 250 positives) off the reference path and
-change their rounding, hence the README's trained numbers."""
+"""Fewest box pairs for a fused kernel (assign to change). Below it the fused path saves too
+little time per call to repay a ``torch.compile`` compilation of several seconds in a process's
+life (docs/performance.md, "The size threshold", measures both), and tiny calls (unit tests, a
+single image) stay on the reference path."""
 
-_DEFAULT_GAMMA = inspect.signature(focal_eiou_loss).parameters["gamma"].default
 
-_state = {
-    "enabled": env_switch("FOCAL_EIOU_D2_FAST_PATH"),
-    "compile_error": None,
-}
+def _switch_from_environment() -> bool:
+    """The switch's value in the environment; ValueError naming the variable if it is invalid."""
+    value = os.environ.get(ENVIRONMENT_VARIABLE, "")
+    key = value.strip().lower() or "on"
+    if key not in SWITCH_VALUES:
+        raise ValueError(
+            f"{ENVIRONMENT_VARIABLE}={value!r} is neither 'on' (the default: fused kernels where "
+            "they apply) nor 'off' (the reference implementations only)"
+        )
+    return SWITCH_VALUES[key]
+
+
+_state = {"enabled": _switch_from_environment(), "compile_error": None}
 _path_counts: Counter = Counter()
 
 
@@ -82,88 +69,110 @@ def set_fast_path(enabled: bool) -> bool:
     """Switch the fast path on or off for the process.
 
     Args:
-        enabled (bool): False makes ``box_regression_loss`` always use the reference path. True
-            does not undo a compilation failure (see :func:`compile_error`).
+        enabled (bool): False makes every loss compute its reference implementation. True does
+            not undo a compilation failure (see :func:`compile_error`).
 
     Returns:
         bool: the previous setting.
     """
-    previous, _state["enabled"] = _state["enabled"], bool(enabled)
+    if not isinstance(enabled, bool):
+        raise TypeError(f"set_fast_path takes True or False, got a {type(enabled).__name__}")
+    previous, _state["enabled"] = _state["enabled"], enabled
     return previous
 
 
 def compile_error() -> Optional[Exception]:
-    """The exception that switched compilation off, or None if it has not failed."""
+    """The exception that switched the fast path off, or None if no compilation failed."""
     return _state["compile_error"]
 
 
 def path_counts() -> dict[str, int]:
-    """How many ``box_regression_loss`` calls on boxes took each path ("compiled", "reference")."""
+    """How many calls of a loss with a fused kernel took each path ("compiled", "reference")."""
     return dict(_path_counts)
 
 
 def select_path(
     name: str, pred: torch.Tensor, target: torch.Tensor, reduction: str = "none", **params
 ) -> str:
-    """The path ``box_regression_loss(name, pred, target, reduction, **params)`` takes.
+    """The path a call of the loss ``name`` takes; the only place that decides it.
 
     Args:
-        name (str): a loss name.
+        name (str): a loss name (a key of ``BOX_LOSSES``).
         pred (Tensor[..., 4]): predicted boxes.
         target (Tensor[..., 4]): target boxes.
         reduction (str): the reduction.
         **params: the loss's hyper-parameters.
 
     Returns:
-        str: "compiled" or "reference" (see the module docstring for the conditions).
+        str: "compiled" (the fused kernel) or "reference" (see the module docstring).
     """
-    supported = (
+    fused = (
         _state["enabled"]
         and _state["compile_error"] is None
         and name in FUSED_LOSSES
-        and reduction in ("none", "sum", "mean")
+        and reduction in REDUCTIONS
         and params.get("detach_weight", True)
         and not torch.compiler.is_compiling()
         and pred.is_floating_point()
         and target.is_floating_point()
-        and _compute_dtype(pred) == _compute_dtype(target)
+        and compute_dtype(pred) == compute_dtype(target)
         and pred.shape == target.shape
+        and pred.shape[-1:] == (4,)
         and pred.device == target.device
         and pred.device.type in ("cpu", "cuda")
         and pred.numel() >= 4 * MIN_PAIRS
     )
-    return "compiled" if supported else "reference"
+    return "compiled" if fused else "reference"
 
 
-def box_loss(
-    name: str,
-    pred: torch.Tensor,
-    target: torch.Tensor,
-    reduction: str,
-    reference: Callable[..., torch.Tensor],
-    **params,
-) -> torch.Tensor:
-    """The loss ``name`` through the path :func:`select_path` chooses.
+def fused_loss(
+    name: str, pred: torch.Tensor, target: torch.Tensor, reduction: str, **params
+) -> Optional[torch.Tensor]:
+    """The loss through its fused kernel where :func:`select_path` says "compiled", else None.
 
     Args:
-        name (str): a loss name.
+        name (str): a key of ``FUSED_LOSSES``.
         pred (Tensor[..., 4]): predicted boxes, XYXY.
         target (Tensor[..., 4]): target boxes, XYXY.
-        reduction (str): a reduction the loss supports.
-        reference (Callable): the reference loss, called as
-            ``reference(pred, target, reduction=reduction, **params)``.
-        **params: the loss's hyper-parameters.
+        reduction (str): "none" | "sum" | "mean" (others take the reference path).
+        **params: every hyper-parameter of the loss, validated: eps, and gamma and
+            detach_weight for focal_eiou.
 
     Returns:
-        Tensor: shape (...) for "none", else a scalar.
+        Tensor or None: shape (...) for "none", else a scalar; None where the caller must
+        compute the reference (also when compiling fails, which switches the fast path off with
+        one warning).
     """
+    loss = None
     if select_path(name, pred, target, reduction, **params) == "compiled":
-        loss = _compiled_loss(name, pred, target, reduction, params)
-        if loss is not None:
-            _path_counts["compiled"] += 1
-            return loss
-    _path_counts["reference"] += 1
-    return reference(pred, target, reduction=reduction, **params)
+        loss = _compiled_loss(name, pred, target, params)
+    _path_counts["reference" if loss is None else "compiled"] += 1
+    return None if loss is None else reduce_loss(loss, reduction)
+
+
+def _compiled_loss(
+    name: str, pred: torch.Tensor, target: torch.Tensor, params: dict
+) -> Optional[torch.Tensor]:
+    """Per-pair loss of shape (...) through the compiled kernel; None if compiling failed."""
+    pred, target = upcast_float(pred), upcast_float(target)
+    kernel = compiled_kernel.kernel(
+        name, pred.dtype, pred.device, params["eps"], params.get("gamma", FOCAL_EIOU_GAMMA)
+    )
+    try:
+        loss = _FusedBoxLoss.apply(_pairs(pred), _pairs(target), kernel)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as error:  # any failure of the compiler: see the module docstring
+        _state["compile_error"] = error
+        logger.warning(
+            "focal_eiou_d2: compiling the %s loss failed; every loss uses its reference "
+            "implementation from now on (set %s=off to silence this). Error: %s",
+            name,
+            ENVIRONMENT_VARIABLE,
+            error,
+        )
+        return None
+    return loss if pred.dim() == 2 else loss.reshape(pred.shape[:-1])
 
 
 class _FusedBoxLoss(torch.autograd.Function):
@@ -194,7 +203,7 @@ class _FusedBoxLoss(torch.autograd.Function):
         if torch.is_grad_enabled():
             raise RuntimeError(
                 "focal_eiou_d2's fast path does not support double backward (create_graph=True); "
-                "switch it off with set_fast_path(False) or FOCAL_EIOU_D2_FAST_PATH=0"
+                f"switch it off with set_fast_path(False) or {ENVIRONMENT_VARIABLE}=off"
             )
         pred, target = ctx.saved_tensors
         buffers, ctx.buffers = ctx.buffers, (None, None)
@@ -208,100 +217,41 @@ class _FusedBoxLoss(torch.autograd.Function):
 
 
 def _scale_(grad: torch.Tensor, grad_loss: torch.Tensor) -> torch.Tensor:
-    """``grad * grad_loss[:, None]``, in place.
+    """``grad * grad_loss[:, None]``, in place, without reading a value from a device.
 
-    The upstream gradient of ``loss.sum()`` (and of ``reduction="sum"``) is one value expanded to
-    N (stride 0): one scalar product then, and none at all when that value is 1 (x * 1 == x
-    exactly), which spares a pass over the (N, 4) buffer.
+    On the CPU only (where reading a value synchronizes nothing), the upstream gradient of
+    ``loss.sum()``, one value 1 expanded to N (stride 0), skips the pass over the (N, 4) buffer:
+    x * 1 == x exactly.
     """
-    if grad_loss.numel() == 0 or grad_loss.stride(0) != 0:
-        return grad.mul_(grad_loss.unsqueeze(-1))
-    factor = grad_loss[0].item()
-    return grad if factor == 1 else grad.mul_(factor)
+    if (
+        grad_loss.device.type == "cpu"
+        and grad_loss.numel() > 0
+        and grad_loss.stride(0) == 0
+        and grad_loss[0].item() == 1
+    ):
+        return grad
+    return grad.mul_(grad_loss.unsqueeze(-1))
 
 
 def _run_kernel(
-    kernel: Callable, boxes: torch.Tensor, other: torch.Tensor
+    kernel: compiled_kernel.Kernel, boxes: torch.Tensor, other: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``kernel(boxes, other)`` on detached contiguous boxes, outside autocast.
+    """``kernel(boxes, other)`` on detached contiguous boxes without a negative bit, outside
+    autocast.
 
     Detached and without autocast (float32 is what the reference computes in under autocast too),
-    so that neither requires_grad nor autocast makes the compiled kernel recompile.
+    so that neither requires_grad nor autocast makes the compiled kernel recompile. A negative-bit
+    view (``torch._neg_view``) is materialized: the compiled kernel would read its storage, which
+    holds the negated values.
     """
-    boxes, other = boxes.detach().contiguous(), other.detach().contiguous()
+    boxes = boxes.detach().resolve_neg().contiguous()
+    other = other.detach().resolve_neg().contiguous()
     if not torch.is_autocast_enabled(boxes.device.type):
         return kernel(boxes, other)
     with torch.autocast(boxes.device.type, enabled=False):
         return kernel(boxes, other)
 
 
-def _compiled_loss(
-    name: str, pred: torch.Tensor, target: torch.Tensor, reduction: str, params: dict
-) -> Optional[torch.Tensor]:
-    """The loss through the compiled kernel; None if compilation failed (then switched off)."""
-    kernel_params = {key: value for key, value in params.items() if key != "detach_weight"}
-    if name == "focal_eiou":
-        _check_gamma(kernel_params.get("gamma", _DEFAULT_GAMMA))
-    pred, target = upcast_float(pred), upcast_float(target)
-    kernel = _kernel(name, pred.dtype, pred.device, kernel_params)
-    try:
-        loss = _FusedBoxLoss.apply(_pairs(pred), _pairs(target), kernel)
-    except torch.OutOfMemoryError:
-        raise
-    except Exception as error:  # any compiler failure: see the module docstring
-        _state["compile_error"] = error
-        logger.warning(
-            "focal_eiou_d2: compiling the %s loss failed; using the reference path from now on "
-            "(set FOCAL_EIOU_D2_FAST_PATH=0 to silence this). Error: %s",
-            name,
-            error,
-        )
-        return None
-    return reduce_loss(loss if pred.dim() == 2 else loss.reshape(pred.shape[:-1]), reduction)
-
-
 def _pairs(boxes: torch.Tensor) -> torch.Tensor:
     """``boxes`` (..., 4) as (N, 4); unchanged, without a view in the graph, if already 2-D."""
     return boxes if boxes.dim() == 2 else boxes.reshape(-1, 4)
-
-
-def _kernel(name: str, dtype: torch.dtype, device: torch.device, params: dict) -> Callable:
-    """The kernel of one call, ``kernel(pred, target)``: the C++ one on the CPU where it covers
-    the call (:mod:`.cpu_kernel`), else the ``torch.compile`` one."""
-    if device.type == "cpu":
-        kernel = find_kernel(name, dtype, params)
-        if kernel is not None:
-            return kernel
-    gamma = params.get("gamma", _DEFAULT_GAMMA)
-    if name == "focal_eiou" and gamma != _DEFAULT_GAMMA:
-        # The default gamma, 0.5, compiles as a constant (the power becomes a square root, about
-        # 1.5 ms faster per 10^6 pairs); any other as a tensor, so that a new value does not
-        # compile again (the float eps is dynamic as is).
-        params = {**params, "gamma": torch.tensor(gamma, dtype=torch.float64)}
-    return functools.partial(_compiled_kernel(name, dtype, device), **params)
-
-
-@functools.lru_cache(maxsize=None)
-def _compiled_kernel(name: str, dtype: torch.dtype, device: torch.device) -> Callable:
-    """The compiled kernel of ``name`` for one (dtype, device), created once.
-
-    ``torch.compile`` compiles lazily, at the first call, with the batch size dynamic. Two options
-    of inductor's C++ backend matter: its tiling heuristics decline to vectorize a loop that reads
-    and writes (N, 4) boxes with stride 4 (vectorized, the kernel runs about 6x faster), and
-    without dynamic threads it decides on multithreading from the first call's N (and the thread
-    count) for good.
-    """
-    from torch._inductor import config  # here, not at the top: importing inductor takes seconds
-
-    options = {"cpp.enable_tiling_heuristics": False, "cpp.dynamic_threads": True}
-    return torch.compile(
-        FUSED_LOSSES[name],
-        dynamic=True,
-        fullgraph=True,
-        options={key: value for key, value in options.items() if hasattr(config, key)},
-    )
-
-
-def _compute_dtype(boxes: torch.Tensor) -> torch.dtype:
-    """The dtype the losses compute in for ``boxes`` (see ``loss_utils.upcast_float``)."""
-    return boxes.dtype if boxes.dtype in (torch.float32, torch.float64) else torch.float32

@@ -2,29 +2,43 @@
 
 import torch
 
+from .fast_path import fused_loss
 from .focal_l1 import focal_l1
+from .hyperparams import (
+    EPS,
+    FOCAL_EIOU_DETACH_WEIGHT,
+    FOCAL_EIOU_GAMMA,
+    FOCAL_L1_BETA,
+    check_eps,
+    check_flag,
+    check_focal_l1_beta,
+    check_gamma,
+)
 from .iou_losses import eiou_and_iou
-from .loss_utils import reduce_loss
+from .loss_utils import REDUCTIONS, check_reduction, reduce_loss
+
+FOCAL_EIOU_REDUCTIONS = REDUCTIONS + ("weighted",)
+"""Reductions of :func:`focal_eiou_loss`: "weighted" is Eq. 11."""
 
 
 def focal_eiou_loss(
     boxes1: torch.Tensor,
     boxes2: torch.Tensor,
-    gamma: float = 0.5,
+    gamma: float = FOCAL_EIOU_GAMMA,
     reduction: str = "none",
-    eps: float = 1e-7,
-    detach_weight: bool = True,
+    eps: float = EPS,
+    detach_weight: bool = FOCAL_EIOU_DETACH_WEIGHT,
 ) -> torch.Tensor:
     """Focal-EIoU loss (Eq. 10): IoU^gamma * L_EIoU.
 
     Args:
         boxes1 (Tensor[..., 4]): predicted boxes, XYXY.
         boxes2 (Tensor[..., 4]): target boxes, XYXY.
-        gamma (float): focusing exponent, >= 0; gamma = 0 gives the EIoU loss.
+        gamma (float): focusing exponent, finite and >= 0; gamma = 0 gives the EIoU loss.
         reduction (str): "none" | "sum" | "mean" | "weighted". "weighted" is Eq. 11,
             sum_i W_i * L_EIoU_i / sum_i W_i with W_i = IoU_i^gamma; it is 0 (graph kept) when
             every weight is 0.
-        eps (float): added to every denominator of EIoU.
+        eps (float): added to every denominator of EIoU; finite and > 0.
         detach_weight (bool): if True, the weight IoU^gamma is a constant of the graph, so a
             non-overlapping pair (weight 0) gets no gradient. If False, the weight is
             differentiated through, with IoU clamped to >= eps (the derivative of IoU^gamma is
@@ -33,7 +47,15 @@ def focal_eiou_loss(
     Returns:
         Tensor: shape (...) for "none", else a scalar.
     """
-    _check_gamma(gamma)
+    check_reduction(reduction, FOCAL_EIOU_REDUCTIONS)
+    check_gamma(gamma)
+    check_eps(eps)
+    check_flag("detach_weight", detach_weight)
+    fused = fused_loss(
+        "focal_eiou", boxes1, boxes2, reduction, gamma=gamma, eps=eps, detach_weight=detach_weight
+    )
+    if fused is not None:
+        return fused
     eiou, iou = eiou_and_iou(boxes1, boxes2, eps)
     weight = iou.detach() ** gamma if detach_weight else iou.clamp(min=eps) ** gamma
     if reduction == "weighted":
@@ -44,9 +66,9 @@ def focal_eiou_loss(
 def focal_eiou_v1_loss(
     boxes1: torch.Tensor,
     boxes2: torch.Tensor,
-    beta: float = 0.8,
+    beta: float = FOCAL_L1_BETA,
     reduction: str = "none",
-    eps: float = 1e-7,
+    eps: float = EPS,
 ) -> torch.Tensor:
     """Focal-EIoU v1 (Sec. 5.4.4): FocalL1 (Eq. 9) applied with x = L_EIoU.
 
@@ -55,11 +77,14 @@ def focal_eiou_v1_loss(
         boxes2 (Tensor[..., 4]): target boxes, XYXY.
         beta (float): FocalL1's beta, in [1/e, 1].
         reduction (str): "none" | "sum" | "mean".
-        eps (float): added to every denominator of EIoU.
+        eps (float): added to every denominator of EIoU; finite and > 0.
 
     Returns:
         Tensor: shape (...) for "none", else a scalar.
     """
+    check_reduction(reduction)
+    check_focal_l1_beta(beta)
+    check_eps(eps)
     eiou, _ = eiou_and_iou(boxes1, boxes2, eps)
     return reduce_loss(focal_l1(eiou, beta), reduction)
 
@@ -67,9 +92,9 @@ def focal_eiou_v1_loss(
 def focal_eiou_star_loss(
     boxes1: torch.Tensor,
     boxes2: torch.Tensor,
-    gamma: float = 0.5,
+    gamma: float = FOCAL_EIOU_GAMMA,
     reduction: str = "none",
-    eps: float = 1e-7,
+    eps: float = EPS,
 ) -> torch.Tensor:
     """Focal-EIoU* (Sec. 5.4.4): -(1 - IoU)^gamma * log(IoU) * L_EIoU.
 
@@ -79,14 +104,17 @@ def focal_eiou_star_loss(
     Args:
         boxes1 (Tensor[..., 4]): predicted boxes, XYXY.
         boxes2 (Tensor[..., 4]): target boxes, XYXY.
-        gamma (float): focusing exponent, >= 0.
+        gamma (float): focusing exponent, finite and >= 0.
         reduction (str): "none" | "sum" | "mean".
-        eps (float): added to every denominator of EIoU and used as the clamp bound.
+        eps (float): added to every denominator of EIoU and used as the clamp bound; finite
+            and > 0.
 
     Returns:
         Tensor: shape (...) for "none", else a scalar.
     """
-    _check_gamma(gamma)
+    check_reduction(reduction)
+    check_gamma(gamma)
+    check_eps(eps)
     eiou, iou = eiou_and_iou(boxes1, boxes2, eps)
     focusing = (1 - iou).clamp(min=eps) ** gamma
     loss = -focusing * torch.log(iou.clamp(min=eps)) * eiou
@@ -102,8 +130,3 @@ def _weighted_mean(loss: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     total_weight = weight.sum()
     smallest = torch.finfo(total_weight.dtype).tiny
     return (weight * loss).sum() / total_weight.clamp(min=smallest)
-
-
-def _check_gamma(gamma: float) -> None:
-    if gamma < 0:
-        raise ValueError(f"gamma must be >= 0, got {gamma}")

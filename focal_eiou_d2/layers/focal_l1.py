@@ -4,11 +4,15 @@ import math
 
 import torch
 
-from .loss_utils import reduce_loss, upcast_float
+from .hyperparams import FOCAL_L1_BETA, check_focal_l1_beta
+from .loss_utils import check_reduction, reduce_loss, upcast_float
 
 
 def focal_l1_loss(
-    input: torch.Tensor, target: torch.Tensor, beta: float = 0.8, reduction: str = "none"
+    input: torch.Tensor,
+    target: torch.Tensor,
+    beta: float = FOCAL_L1_BETA,
+    reduction: str = "none",
 ) -> torch.Tensor:
     """Elementwise FocalL1 loss of x = |input - target| (Eq. 9).
 
@@ -26,6 +30,8 @@ def focal_l1_loss(
     Returns:
         Tensor: the broadcast shape for "none", else a scalar; float32 for half-precision inputs.
     """
+    check_reduction(reduction)
+    check_focal_l1_beta(beta)
     distance = (upcast_float(input) - upcast_float(target)).abs()
     return reduce_loss(focal_l1(distance, beta), reduction)
 
@@ -35,16 +41,11 @@ def focal_l1(distance: torch.Tensor, beta: float) -> torch.Tensor:
 
     Args:
         distance (Tensor[...]): x >= 0.
-        beta (float): in [1/e, 1].
+        beta (float): in [1/e, 1] (checked by the callers).
 
     Returns:
         Tensor[...]: L(x), finite with a finite gradient everywhere, including x = 0.
     """
-    if not 1 / math.e <= beta <= 1:
-        raise ValueError(
-            f"FocalL1 beta must lie in [1/e, 1] (about [0.368, 1]) so that the gradient peaks "
-            f"at exactly 1; got {beta}"
-        )
     alpha = math.e * beta
     inner_x = distance.clamp(max=1.0)
     # x^2 * ln(beta * x) -> 0 as x -> 0: taking the log of 1 where x = 0 avoids 0 * log(0) = NaN

@@ -9,9 +9,7 @@ CIoU blocks it at h <= eps), CIoU's alpha and Focal-EIoU's weight IoU^gamma as c
 
 Every loss here is symmetric in its two boxes, so the gradient with respect to the target is the
 same function with the boxes swapped. The functions are plain tensor code: they run eagerly and
-compile with ``torch.compile`` into one loop. ``csrc/fused_iou_cpu.cpp`` transcribes them for the
-CPU (see :mod:`.cpu_kernel`): a change here must be made there too, in the same order of
-operations (tests/layers/test_cpu_kernel.py compares the two bit for bit).
+compile with ``torch.compile`` into one loop (:mod:`.compiled_kernel`).
 
 Notation (per pair and per axis, x shown): w = x2 - x1 (0 if negative), w_i the overlap,
 w_c the enclosing extent, dx the centre offset; I = w_i * h_i, U = w h + w_gt h_gt - I,
@@ -19,11 +17,16 @@ IoU = I / (U + eps), rho^2 = dx^2 + dy^2.
 """
 
 import math
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import NamedTuple, Union
 
 import torch
 
 Partial = Union[torch.Tensor, float]
+
+SQRT_GAMMA = 0.5
+"""The gamma of Focal-EIoU whose weight IoU^gamma is a square root, compiled as a constant."""
 
 
 class AxisGeometry(NamedTuple):
@@ -85,7 +88,7 @@ class Partials(NamedTuple):
 
 
 def iou_with_grad(
-    pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-7
+    pred: torch.Tensor, target: torch.Tensor, eps: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """IoU loss (Eq. 3), 1 - IoU, and its gradient.
 
@@ -102,7 +105,7 @@ def iou_with_grad(
 
 
 def giou_with_grad(
-    pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-7
+    pred: torch.Tensor, target: torch.Tensor, eps: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """GIoU loss (Eq. 4), 1 - IoU + (C - U) / (C + eps), and its gradient; as :func:`iou_with_grad`.
 
@@ -125,7 +128,7 @@ def giou_with_grad(
 
 
 def diou_with_grad(
-    pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-7
+    pred: torch.Tensor, target: torch.Tensor, eps: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """DIoU loss, 1 - IoU + rho^2 / c^2 (Eq. 5 without alpha v), and its gradient.
 
@@ -137,7 +140,7 @@ def diou_with_grad(
 
 
 def ciou_with_grad(
-    pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-7
+    pred: torch.Tensor, target: torch.Tensor, eps: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """CIoU loss (Eq. 5), 1 - IoU + rho^2 / c^2 + alpha v, alpha constant, and its gradient.
 
@@ -161,7 +164,7 @@ def ciou_with_grad(
 
 
 def eiou_with_grad(
-    pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-7
+    pred: torch.Tensor, target: torch.Tensor, eps: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """EIoU loss (Eq. 7) and its gradient; as :func:`iou_with_grad`."""
     pair = pair_geometry(pred, target, eps)
@@ -170,13 +173,14 @@ def eiou_with_grad(
 
 
 def focal_eiou_with_grad(
-    pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-7, gamma: Partial = 0.5
+    pred: torch.Tensor, target: torch.Tensor, eps: float, gamma: Partial
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Focal-EIoU loss (Eq. 10), IoU^gamma * L_EIoU with the weight constant, and its gradient.
 
     Args:
         pred, target, eps: as :func:`iou_with_grad`.
-        gamma (float or Tensor[]): focusing exponent, >= 0.
+        gamma (float or Tensor[]): focusing exponent, >= 0. A float is a constant of the compiled
+            kernel; a tensor is an input, so that a new value does not compile again.
 
     Returns:
         tuple[Tensor[N], Tensor[N, 4]]: the loss and dL/dpred.
@@ -185,6 +189,16 @@ def focal_eiou_with_grad(
     eiou, partials = _eiou(pair, eps)
     weight = pair.iou**gamma
     return weight * eiou, coordinate_gradient(pair, partials.scaled(weight))  # Eq. 10
+
+
+def focal_eiou_sqrt_with_grad(
+    pred: torch.Tensor, target: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`focal_eiou_with_grad` with gamma = :data:`SQRT_GAMMA` as a constant.
+
+    The compiled weight IoU^0.5 is then a square root rather than a power with a tensor exponent.
+    """
+    return focal_eiou_with_grad(pred, target, eps, SQRT_GAMMA)
 
 
 def pair_geometry(pred: torch.Tensor, target: torch.Tensor, eps: float) -> PairGeometry:
@@ -341,3 +355,16 @@ def _pass_if_non_negative(extent: torch.Tensor, grad: Partial) -> torch.Tensor:
 def _share(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """d max(a, b) / da as autograd defines it: 1 if a > b, 1/2 on ties, else 0."""
     return torch.where(a > b, 1.0, torch.where(a == b, 0.5, 0.0))
+
+
+FUSED_LOSSES: Mapping[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = MappingProxyType(
+    {
+        "iou": iou_with_grad,
+        "giou": giou_with_grad,
+        "diou": diou_with_grad,
+        "ciou": ciou_with_grad,
+        "eiou": eiou_with_grad,
+        "focal_eiou": focal_eiou_with_grad,
+    }
+)
+"""Loss names with a fused kernel, and their value-and-gradient functions."""

@@ -4,6 +4,9 @@ Equation numbers refer to Zhang et al., "Focal and efficient IOU loss for accura
 regression", Neurocomputing 2022. Every loss takes boxes of shape (..., 4) and, with
 reduction="none", returns shape (...). Half-precision inputs are computed (and returned) in
 float32, float64 stays float64.
+
+Each function first offers the call to the fast path (:func:`.fast_path.fused_loss`); where it
+declines, the function's own autograd code below, the reference, computes the loss.
 """
 
 import math
@@ -11,11 +14,13 @@ import math
 import torch
 
 from .box_geometry import BoxPairGeometry, box_pair_geometry
-from .loss_utils import reduce_loss
+from .fast_path import fused_loss
+from .hyperparams import EPS, check_eps
+from .loss_utils import check_reduction, reduce_loss
 
 
 def iou_loss(
-    boxes1: torch.Tensor, boxes2: torch.Tensor, reduction: str = "none", eps: float = 1e-7
+    boxes1: torch.Tensor, boxes2: torch.Tensor, reduction: str = "none", eps: float = EPS
 ) -> torch.Tensor:
     """IoU loss (Eq. 3): 1 - IoU.
 
@@ -23,22 +28,32 @@ def iou_loss(
         boxes1 (Tensor[..., 4]): predicted boxes, XYXY.
         boxes2 (Tensor[..., 4]): target boxes, XYXY.
         reduction (str): "none" | "sum" | "mean".
-        eps (float): added to the union before dividing.
+        eps (float): added to the union before dividing; finite and > 0.
 
     Returns:
         Tensor: shape (...) for "none", else a scalar.
     """
+    check_reduction(reduction)
+    check_eps(eps)
+    fused = fused_loss("iou", boxes1, boxes2, reduction, eps=eps)
+    if fused is not None:
+        return fused
     geometry = box_pair_geometry(boxes1, boxes2, eps)
     return reduce_loss(1 - geometry.iou, reduction)  # Eq. 3
 
 
 def giou_loss(
-    boxes1: torch.Tensor, boxes2: torch.Tensor, reduction: str = "none", eps: float = 1e-7
+    boxes1: torch.Tensor, boxes2: torch.Tensor, reduction: str = "none", eps: float = EPS
 ) -> torch.Tensor:
     """Generalized IoU loss (Eq. 4): 1 - IoU + |C - (A u B)| / |C|, C the enclosing box.
 
     Args and Returns: as :func:`iou_loss`; ``eps`` is also added to |C| before dividing.
     """
+    check_reduction(reduction)
+    check_eps(eps)
+    fused = fused_loss("giou", boxes1, boxes2, reduction, eps=eps)
+    if fused is not None:
+        return fused
     geometry = box_pair_geometry(boxes1, boxes2, eps)
     enclosing_area = geometry.enclosing_width * geometry.enclosing_height
     loss = 1 - geometry.iou + (enclosing_area - geometry.union) / (enclosing_area + eps)  # Eq. 4
@@ -46,19 +61,24 @@ def giou_loss(
 
 
 def diou_loss(
-    boxes1: torch.Tensor, boxes2: torch.Tensor, reduction: str = "none", eps: float = 1e-7
+    boxes1: torch.Tensor, boxes2: torch.Tensor, reduction: str = "none", eps: float = EPS
 ) -> torch.Tensor:
     """Distance IoU loss: 1 - IoU + rho^2 / c^2 (Eq. 5 without the aspect-ratio term).
 
     Args and Returns: as :func:`iou_loss`; ``eps`` is also added to c^2 before dividing.
     """
+    check_reduction(reduction)
+    check_eps(eps)
+    fused = fused_loss("diou", boxes1, boxes2, reduction, eps=eps)
+    if fused is not None:
+        return fused
     geometry = box_pair_geometry(boxes1, boxes2, eps)
     loss = 1 - geometry.iou + _centre_distance_penalty(geometry, eps)
     return reduce_loss(loss, reduction)
 
 
 def ciou_loss(
-    boxes1: torch.Tensor, boxes2: torch.Tensor, reduction: str = "none", eps: float = 1e-7
+    boxes1: torch.Tensor, boxes2: torch.Tensor, reduction: str = "none", eps: float = EPS
 ) -> torch.Tensor:
     """Complete IoU loss (Eq. 5): 1 - IoU + rho^2 / c^2 + alpha * v.
 
@@ -67,6 +87,11 @@ def ciou_loss(
     Args and Returns: as :func:`iou_loss`; ``eps`` is also added to c^2 and to the
     denominator of alpha, and heights are clamped to >= eps inside atan(w / h).
     """
+    check_reduction(reduction)
+    check_eps(eps)
+    fused = fused_loss("ciou", boxes1, boxes2, reduction, eps=eps)
+    if fused is not None:
+        return fused
     geometry = box_pair_geometry(boxes1, boxes2, eps)
     v = _aspect_ratio_penalty(geometry, eps)
     with torch.no_grad():
@@ -76,7 +101,7 @@ def ciou_loss(
 
 
 def eiou_loss(
-    boxes1: torch.Tensor, boxes2: torch.Tensor, reduction: str = "none", eps: float = 1e-7
+    boxes1: torch.Tensor, boxes2: torch.Tensor, reduction: str = "none", eps: float = EPS
 ) -> torch.Tensor:
     """Efficient IoU loss (Eq. 7).
 
@@ -85,12 +110,17 @@ def eiou_loss(
 
     Args and Returns: as :func:`iou_loss`; ``eps`` is also added to every denominator.
     """
+    check_reduction(reduction)
+    check_eps(eps)
+    fused = fused_loss("eiou", boxes1, boxes2, reduction, eps=eps)
+    if fused is not None:
+        return fused
     loss, _ = eiou_and_iou(boxes1, boxes2, eps)
     return reduce_loss(loss, reduction)
 
 
 def eiou_and_iou(
-    boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = 1e-7
+    boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = EPS
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pair EIoU loss (Eq. 7) and the IoU it contains, for the focal variants.
 

@@ -3,6 +3,7 @@
 import torch
 
 REDUCTIONS = ("none", "sum", "mean")
+"""Reductions of every loss; focal_eiou also has "weighted" (Eq. 11)."""
 
 
 def upcast_float(tensor: torch.Tensor) -> torch.Tensor:
@@ -12,9 +13,23 @@ def upcast_float(tensor: torch.Tensor) -> torch.Tensor:
     computed in float32: in float16, squared enclosing-box sides of pixel boxes wider than about
     256 px overflow, and the EIoU width and height terms silently become 0.
     """
-    if tensor.dtype in (torch.float32, torch.float64):
-        return tensor
-    return tensor.float()
+    return tensor.to(compute_dtype(tensor))
+
+
+def compute_dtype(tensor: torch.Tensor) -> torch.dtype:
+    """The dtype :func:`upcast_float` gives ``tensor``: its own if float32 or float64, else
+    float32."""
+    return tensor.dtype if tensor.dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def check_reduction(reduction: str, allowed: tuple[str, ...] = REDUCTIONS) -> None:
+    """Raise ValueError unless ``reduction`` is one of ``allowed``."""
+    if reduction not in allowed:
+        hint = " ('weighted', Eq. 11, is only supported by focal_eiou)"
+        raise ValueError(
+            f"reduction must be one of {allowed}, got {reduction!r}"
+            + (hint if reduction == "weighted" else "")
+        )
 
 
 def reduce_loss(loss: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -28,13 +43,9 @@ def reduce_loss(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     Returns:
         Tensor: ``loss`` itself for "none", else a scalar.
     """
+    check_reduction(reduction)
     if reduction == "none":
         return loss
     if reduction == "sum":
         return loss.sum()
-    if reduction == "mean":
-        return loss.mean() if loss.numel() > 0 else 0.0 * loss.sum()
-    hint = (
-        " ('weighted', Eq. 11, is only supported by focal_eiou)" if reduction == "weighted" else ""
-    )
-    raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}{hint}")
+    return loss.mean() if loss.numel() > 0 else 0.0 * loss.sum()

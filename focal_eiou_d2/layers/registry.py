@@ -6,8 +6,14 @@ from types import MappingProxyType
 
 import torch
 
-from .fast_path import box_loss
-from .focal_eiou import focal_eiou_loss, focal_eiou_star_loss, focal_eiou_v1_loss
+from . import hyperparams
+from .balanced_l1 import balanced_l1_loss
+from .focal_eiou import (
+    FOCAL_EIOU_REDUCTIONS,
+    focal_eiou_loss,
+    focal_eiou_star_loss,
+    focal_eiou_v1_loss,
+)
 from .focal_l1 import focal_l1_loss
 from .iou_losses import ciou_loss, diou_loss, eiou_loss, giou_loss, iou_loss
 from .loss_utils import REDUCTIONS, reduce_loss
@@ -19,39 +25,62 @@ class BoxLossSpec:
     """How to call one box-regression loss.
 
     Attributes:
-        fn: the loss, called as ``fn(pred, target, reduction=..., **params)``.
+        fn: the loss, called as ``fn(pred, target, reduction=..., **params)``; it takes the fast
+            path by itself where one applies.
         on_boxes: True if the loss takes XYXY boxes; False if it takes any (..., 4) coordinate
             encoding (deltas, XYWH) elementwise, in which case :func:`box_regression_loss` sums
             it over the last dim.
-        params: the hyper-parameters ``fn`` accepts as keywords.
+        defaults: each hyper-parameter ``fn`` accepts as a keyword, with its default.
         reductions: the reductions ``fn`` supports.
     """
 
     fn: Callable[..., torch.Tensor]
     on_boxes: bool
-    params: tuple[str, ...]
+    defaults: Mapping[str, object]
     reductions: tuple[str, ...] = REDUCTIONS
 
+    @property
+    def params(self) -> tuple[str, ...]:
+        """The hyper-parameters ``fn`` accepts as keywords."""
+        return tuple(self.defaults)
+
+
+def _spec(fn, *, on_boxes: bool, reductions=REDUCTIONS, **defaults) -> BoxLossSpec:
+    """A :class:`BoxLossSpec` whose hyper-parameters and defaults are the keywords ``defaults``."""
+    return BoxLossSpec(fn, on_boxes, MappingProxyType(defaults), reductions)
+
+
+_EPS = hyperparams.EPS
+_GAMMA = hyperparams.FOCAL_EIOU_GAMMA
 
 BOX_LOSSES: Mapping[str, BoxLossSpec] = MappingProxyType(
     {
-        "iou": BoxLossSpec(iou_loss, on_boxes=True, params=("eps",)),
-        "giou": BoxLossSpec(giou_loss, on_boxes=True, params=("eps",)),
-        "diou": BoxLossSpec(diou_loss, on_boxes=True, params=("eps",)),
-        "ciou": BoxLossSpec(ciou_loss, on_boxes=True, params=("eps",)),
-        "eiou": BoxLossSpec(eiou_loss, on_boxes=True, params=("eps",)),
-        "focal_eiou": BoxLossSpec(
+        "iou": _spec(iou_loss, on_boxes=True, eps=_EPS),
+        "giou": _spec(giou_loss, on_boxes=True, eps=_EPS),
+        "diou": _spec(diou_loss, on_boxes=True, eps=_EPS),
+        "ciou": _spec(ciou_loss, on_boxes=True, eps=_EPS),
+        "eiou": _spec(eiou_loss, on_boxes=True, eps=_EPS),
+        "focal_eiou": _spec(
             focal_eiou_loss,
             on_boxes=True,
-            params=("gamma", "eps", "detach_weight"),
-            reductions=REDUCTIONS + ("weighted",),
+            reductions=FOCAL_EIOU_REDUCTIONS,
+            gamma=_GAMMA,
+            eps=_EPS,
+            detach_weight=hyperparams.FOCAL_EIOU_DETACH_WEIGHT,
         ),
-        "focal_eiou_v1": BoxLossSpec(focal_eiou_v1_loss, on_boxes=True, params=("beta", "eps")),
-        "focal_eiou_star": BoxLossSpec(
-            focal_eiou_star_loss, on_boxes=True, params=("gamma", "eps")
+        "focal_eiou_v1": _spec(
+            focal_eiou_v1_loss, on_boxes=True, beta=hyperparams.FOCAL_L1_BETA, eps=_EPS
         ),
-        "smooth_l1": BoxLossSpec(smooth_l1_loss, on_boxes=False, params=("beta",)),
-        "focal_l1": BoxLossSpec(focal_l1_loss, on_boxes=False, params=("beta",)),
+        "focal_eiou_star": _spec(focal_eiou_star_loss, on_boxes=True, gamma=_GAMMA, eps=_EPS),
+        "smooth_l1": _spec(smooth_l1_loss, on_boxes=False, beta=hyperparams.SMOOTH_L1_BETA),
+        "focal_l1": _spec(focal_l1_loss, on_boxes=False, beta=hyperparams.FOCAL_L1_BETA),
+        "balanced_l1": _spec(
+            balanced_l1_loss,
+            on_boxes=False,
+            alpha=hyperparams.BALANCED_L1_ALPHA,
+            gamma=hyperparams.BALANCED_L1_GAMMA,
+            beta=hyperparams.BALANCED_L1_BETA,
+        ),
     }
 )
 """Read-only mapping from loss name to its :class:`BoxLossSpec`."""
@@ -78,9 +107,7 @@ def box_regression_loss(
         Tensor: shape (...) for "none" (coordinate losses are summed over the last dim),
         else a scalar.
 
-    The IoU-family losses take the compiled fast path of :mod:`.fast_path` where it applies
-    (same values and gradients as ``spec.fn``); ``FOCAL_EIOU_D2_FAST_PATH=0`` or
-    ``set_fast_path(False)`` switches it off.
+    Calls ``BOX_LOSSES[name].fn``, so it takes the fast path exactly where that function does.
     """
     spec = BOX_LOSSES.get(name)
     if spec is None:
@@ -95,12 +122,12 @@ def box_regression_loss(
             f"Box regression loss {name!r} supports reduction in {spec.reductions}, "
             f"got {reduction!r}"
         )
-    if pred.shape[-1] != 4 or target.shape[-1] != 4:
+    if pred.shape[-1:] != (4,) or target.shape[-1:] != (4,):
         raise ValueError(
             f"pred and target must have shape (..., 4), got {tuple(pred.shape)} and "
             f"{tuple(target.shape)}"
         )
     if spec.on_boxes:
-        return box_loss(name, pred, target, reduction, spec.fn, **params)
+        return spec.fn(pred, target, reduction=reduction, **params)
     per_coordinate = spec.fn(pred, target, reduction="none", **params)
     return reduce_loss(per_coordinate.sum(dim=-1), reduction)

@@ -2,28 +2,37 @@
 
 import torch
 
-from .loss_utils import reduce_loss, upcast_float
+from .hyperparams import SMOOTH_L1_BETA, check_smooth_l1_beta
+from .loss_utils import check_reduction, reduce_loss, upcast_float
+
+PLAIN_L1_BELOW = 1e-5
+"""A beta below this means plain L1, as in Detectron2 (whose smooth L1 has the same rule)."""
 
 
 def smooth_l1_loss(
-    input: torch.Tensor, target: torch.Tensor, beta: float = 0.0, reduction: str = "none"
+    input: torch.Tensor,
+    target: torch.Tensor,
+    beta: float = SMOOTH_L1_BETA,
+    reduction: str = "none",
 ) -> torch.Tensor:
     """Elementwise smooth L1 loss of x = |input - target|.
 
-    L(x) = 0.5 * x^2 / beta for x < beta, else x - 0.5 * beta. As in detectron2, beta < 1e-5
-    means plain L1, L(x) = x.
+    L(x) = 0.5 * x^2 / beta for x < beta, else x - 0.5 * beta. As in detectron2, beta below
+    :data:`PLAIN_L1_BELOW` means plain L1, L(x) = x.
 
     Args:
         input (Tensor[...]): predictions, e.g. box deltas.
         target (Tensor[...]): targets, broadcastable with ``input``.
-        beta (float): transition point from quadratic to linear, >= 0.
+        beta (float): transition point from quadratic to linear, finite and >= 0.
         reduction (str): "none" | "sum" | "mean".
 
     Returns:
         Tensor: the broadcast shape for "none", else a scalar; float32 for half-precision inputs.
     """
+    check_reduction(reduction)
+    check_smooth_l1_beta(beta)
     distance = (upcast_float(input) - upcast_float(target)).abs()
-    if beta < 1e-5:
+    if beta < PLAIN_L1_BELOW:
         return reduce_loss(distance, reduction)
     loss = torch.where(distance < beta, 0.5 * distance**2 / beta, distance - 0.5 * beta)
     return reduce_loss(loss, reduction)

@@ -108,8 +108,8 @@ def regress(
     anchors: torch.Tensor,
     recorder: MetricRecorder,
     schedule: StepSchedule,
-    update: str = "descent",
-    min_size: float = 1e-6,
+    update: str,
+    min_size: float,
     snapshot_iters: Iterable[int] = (),
     progress: Optional[str] = None,
 ) -> RegressionOutcome:

@@ -13,6 +13,7 @@ import torch
 from focal_eiou_d2.layers import box_regression_loss
 
 BETAS = (1 / math.e, 0.5, 0.8, 1.0)
+X_MAX = 2.0  # largest error plotted
 
 
 def analytic_gradient(x: torch.Tensor, beta: float) -> torch.Tensor:
@@ -67,7 +68,7 @@ def library_curve(x: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Ten
     return loss.detach(), grad[:, 0]
 
 
-def focal_l1_curves(betas: Sequence[float] = BETAS, x_max: float = 2.0, num: int = 401) -> dict:
+def focal_l1_curves(betas: Sequence[float] = BETAS, x_max: float = X_MAX, num: int = 401) -> dict:
     """Loss and gradient curves for several beta, with their deviation from Eqs. 8-9.
 
     Args:
@@ -78,7 +79,12 @@ def focal_l1_curves(betas: Sequence[float] = BETAS, x_max: float = 2.0, num: int
     Returns:
         dict: {"x": list, "curves": {str(beta): {"beta", "loss", "grad",
         "max_abs_loss_error", "max_abs_grad_error", "argmax_grad", "max_grad"}}}.
+
+    Raises:
+        ValueError: if ``x_max`` is not a finite number > 0 (the library checks beta).
     """
+    if not (math.isfinite(x_max) and x_max > 0):
+        raise ValueError(f"x_max (--x-max) must be a finite number > 0, got {x_max!r}")
     x = torch.linspace(0, x_max, num + 1, dtype=torch.float64)[1:]
     curves = {}
     for beta in betas:

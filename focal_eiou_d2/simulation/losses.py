@@ -1,10 +1,12 @@
 """The simulation's view of the loss library: per-pair losses of (x, y, w, h) boxes.
 
 Only the library's public dispatch is used (``box_regression_loss`` and ``BOX_LOSSES``, plus
-``select_path`` to report whether its compiled fast path runs); no loss is re-implemented here.
+``select_path`` to report whether its fast path runs); no loss is re-implemented here.
 """
 
 import inspect
+import math
+from numbers import Real
 from typing import Mapping, Optional
 
 import torch
@@ -13,9 +15,17 @@ from focal_eiou_d2.layers import BOX_LOSSES, box_regression_loss, select_path
 
 from .boxes import xywh_to_xyxy
 
+# One well-formed pair, read as XYXY boxes (IoU 1/3) or as coordinates (errors 0.25 and 0.5).
+PROBE_PRED = (0.0, 0.0, 2.0, 1.0)
+PROBE_TARGET = (0.5, 0.25, 2.5, 1.5)
+
 
 def effective_params(name: str, overrides: Optional[Mapping[str, object]] = None) -> dict:
     """The hyper-parameters a loss will run with: the library's defaults updated by overrides.
+
+    The overrides are checked before any work: each must be a parameter the loss accepts, a
+    finite number or a bool, and the library must accept them and give a finite loss and
+    gradient on one well-formed box pair (so its own range checks apply here too).
 
     Args:
         name (str): a key of ``BOX_LOSSES``.
@@ -25,13 +35,18 @@ def effective_params(name: str, overrides: Optional[Mapping[str, object]] = None
         dict: every parameter of ``BOX_LOSSES[name].params`` that has a default or an override.
 
     Raises:
-        ValueError: for an unknown loss or a parameter the loss does not accept.
+        ValueError: for an unknown loss, a parameter the loss does not accept, or a value that
+            is not valid for it.
     """
     spec = _spec(name)
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(spec.params))
     if unknown:
-        raise ValueError(f"Loss {name!r} accepts {spec.params}, not {unknown}")
+        raise ValueError(f"loss {name!r} accepts the parameters {list(spec.params)}, not {unknown}")
+    for key, value in overrides.items():
+        if not isinstance(value, bool) and not (isinstance(value, Real) and math.isfinite(value)):
+            raise ValueError(f"{name}.{key} must be a finite number or true/false, got {value!r}")
+    _probe(name, overrides)
     signature = inspect.signature(spec.fn).parameters
     defaults = {
         key: signature[key].default
@@ -39,6 +54,21 @@ def effective_params(name: str, overrides: Optional[Mapping[str, object]] = None
         if key in signature and signature[key].default is not inspect.Parameter.empty
     }
     return {**defaults, **overrides}
+
+
+def _probe(name: str, overrides: dict) -> None:
+    pred = torch.tensor([PROBE_PRED], dtype=torch.float64, requires_grad=True)
+    target = torch.tensor([PROBE_TARGET], dtype=torch.float64)
+    try:
+        loss = box_regression_loss(name, pred, target, reduction="none", **overrides)
+        (grad,) = torch.autograd.grad(loss.sum(), pred)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"loss {name!r} rejects {overrides}: {error}") from error
+    if not (torch.isfinite(loss).all() and torch.isfinite(grad).all()):
+        raise ValueError(
+            f"loss {name!r} with {overrides} gives a non-finite loss or gradient on a "
+            "well-formed box pair; use values in the range the loss documents"
+        )
 
 
 class SimulationLoss:
@@ -61,17 +91,6 @@ class SimulationLoss:
         self.params = effective_params(name, overrides)
         self._overrides = dict(overrides or {})
         self._targets = xywh_to_xyxy(targets) if self.on_boxes else targets
-
-    def __call__(self, boxes: torch.Tensor) -> torch.Tensor:
-        """Per-pair loss.
-
-        Args:
-            boxes (Tensor[N, 4]): current boxes (x, y, w, h), possibly requiring grad.
-
-        Returns:
-            Tensor[N]: the loss of each pair.
-        """
-        return self.from_encoded(self.encode(boxes))
 
     def encode(self, boxes: torch.Tensor) -> torch.Tensor:
         """The library's input for these boxes: XYXY corners (differentiable) or the boxes.
@@ -98,7 +117,8 @@ class SimulationLoss:
         )
 
     def path(self, boxes: torch.Tensor) -> str:
-        """The library's path for these boxes: "compiled" (fast path) or "reference"."""
+        """The library's path for these boxes, as ``select_path`` names it ("reference" for the
+        coordinate losses, which have no fast path)."""
         if not self.on_boxes:
             return "reference"
         pred = xywh_to_xyxy(boxes)

@@ -40,7 +40,6 @@ class MetricRecorder:
         self.quantile_iters = set(quantile_iters)
         self._quantiles: dict[int, torch.Tensor] = {}
         self._levels = torch.tensor(QUANTILE_LEVELS, dtype=torch.float64, device=device)
-        self.initial_iou: torch.Tensor = torch.empty(0)
 
     @torch.no_grad()
     def observe(
@@ -64,8 +63,6 @@ class MetricRecorder:
         self.mean_iou[step] = iou.mean(dtype=torch.float64)
         if step in self.quantile_iters:
             self._quantiles[step] = torch.quantile(iou.double(), self._levels)
-        if step == 0:
-            self.initial_iou = iou.clone()
         return iou
 
     def final_stats(self, boxes: torch.Tensor, iou: torch.Tensor) -> dict:
@@ -76,8 +73,8 @@ class MetricRecorder:
             iou (Tensor[N]): their IoU with the targets.
 
         Returns:
-            dict: error, IoU mean / median, shares above the thresholds, shares without overlap
-            at t = 0 and t = T, number of pairs whose boxes are not finite.
+            dict: error, IoU mean / median, shares above the thresholds, share without overlap,
+            number of pairs whose boxes are not finite.
         """
         iou = iou.double()
         stats = {
@@ -87,8 +84,7 @@ class MetricRecorder:
         }
         for threshold in IOU_THRESHOLDS:
             stats[f"share_iou_gt_{threshold}"] = float((iou > threshold).double().mean())
-        stats["share_no_overlap_initial"] = float((self.initial_iou <= 0).double().mean())
-        stats["share_no_overlap_final"] = float((iou <= 0).double().mean())
+        stats["share_no_overlap"] = float((iou <= 0).double().mean())
         stats["nonfinite_pairs"] = int((~torch.isfinite(boxes).all(dim=1)).sum())
         return stats
 

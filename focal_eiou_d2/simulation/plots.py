@@ -20,6 +20,7 @@ ERROR_CURVES = "error_curves.png"
 IOU_BOXPLOTS = "iou_boxplots.png"
 TRAJECTORY = "trajectory.png"
 FOCAL_L1 = "focal_l1.png"
+SHOWN_ITERATIONS = (0, 10, 20, 40, 80, 160, 200)  # boxes drawn in trajectory.png
 
 
 def plot_error_curves(results: dict, path: Path) -> Path:
@@ -72,7 +73,7 @@ def plot_iou_boxplots(results: dict, path: Path, max_boxes: int = 11) -> Path:
 
 
 def plot_trajectories(
-    trajectories: dict, path: Path, shown: Sequence[int] = (0, 10, 20, 40, 80, 160, 200)
+    trajectories: dict, path: Path, shown: Sequence[int] = SHOWN_ITERATIONS
 ) -> Path:
     """Draw the target and the regressed box at chosen iterations, one panel per loss."""
     names = list(trajectories["losses"])
@@ -157,7 +158,7 @@ def _evenly(items: list, count: int) -> list:
 def _title(results: dict) -> str:
     config = results["config"]
     return (
-        f"{config['setup']} ({config['scale']}, {results['setup']['points']}, {config['update']})"
+        f"{config['setup']} ({config['reading']} reading: {config['points']}, {config['update']})"
     )
 
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 class StepSchedule:
     """Learning rate ``base_lr * decay ** k`` after k of the milestones have passed.
 
-    With the defaults (T = 200): 0.1 for iterations 0..159, 0.01 for 160..179 and 0.001 for
-    180..199 (0-based update index), as in the paper and the DIoU authors' code.
+    A milestone m passes at update ``round(m * iterations)`` (0-based): Algorithm 1's T = 200
+    with milestones 0.8 and 0.9 gives ``base_lr`` for updates 0..159, ``base_lr * decay`` for
+    160..179 and ``base_lr * decay**2`` for 180..199.
 
     Attributes:
         iterations: T, the number of updates.
@@ -17,10 +18,10 @@ class StepSchedule:
         decay: the multiplier.
     """
 
-    iterations: int = 200
-    base_lr: float = 0.1
-    milestones: tuple[float, ...] = (0.8, 0.9)
-    decay: float = 0.1
+    iterations: int
+    base_lr: float
+    milestones: tuple[float, ...]
+    decay: float
 
     def lr(self, step: int) -> float:
         """Learning rate of update ``step`` (0-based, < iterations)."""

@@ -1,4 +1,5 @@
 import dataclasses
+import inspect
 
 import pytest
 import torch
@@ -23,7 +24,7 @@ BOX_NAMES = [
     "focal_eiou_v1",
     "focal_eiou_star",
 ]
-COORDINATE_NAMES = ["smooth_l1", "focal_l1"]
+COORDINATE_NAMES = ["smooth_l1", "focal_l1", "balanced_l1"]
 
 PRED = torch.tensor([[[0.0, 0.0, 2.0, 4.0], [1.0, 1.0, 3.0, 5.0]]], dtype=torch.float64)
 TARGET = torch.tensor([[[0.0, 0.0, 4.0, 4.0], [1.5, 0.5, 3.0, 4.0]]], dtype=torch.float64)
@@ -35,6 +36,7 @@ def test_names_and_kinds():
     assert not any(BOX_LOSSES[name].on_boxes for name in COORDINATE_NAMES)
     assert BOX_LOSSES["focal_eiou"].params == ("gamma", "eps", "detach_weight")
     assert BOX_LOSSES["focal_l1"].params == ("beta",)
+    assert BOX_LOSSES["balanced_l1"].params == ("alpha", "gamma", "beta")
     assert [n for n, spec in BOX_LOSSES.items() if "weighted" in spec.reductions] == ["focal_eiou"]
 
 
@@ -103,3 +105,11 @@ def test_coordinate_losses_sum_over_last_dim():
     mean = box_regression_loss("smooth_l1", PRED, TARGET, reduction="mean")
     # beta = 0 (default) is L1: mean over pairs of the per-pair sum of |pred - target|.
     torch.testing.assert_close(mean, (PRED - TARGET).abs().sum(dim=-1).mean())
+
+
+@pytest.mark.parametrize("name", BOX_NAMES + COORDINATE_NAMES)
+def test_defaults_are_those_of_the_function(name):
+    spec = BOX_LOSSES[name]
+    signature = inspect.signature(spec.fn).parameters
+    assert dict(spec.defaults) == {key: signature[key].default for key in spec.params}
+    assert signature["reduction"].default == "none"

@@ -11,6 +11,7 @@ from focal_eiou_d2.simulation.metrics import MetricRecorder
 from focal_eiou_d2.simulation.schedule import StepSchedule
 
 TINY = dict(setup="setup2", num_points=4, iterations=8, quantile_every=4)
+MIN_SIZE = 1e-6
 
 
 def one_step(name, anchor, target, lr=0.1, update="descent", params=None):
@@ -19,14 +20,15 @@ def one_step(name, anchor, target, lr=0.1, update="descent", params=None):
     targets = torch.tensor([target], dtype=torch.float64)
     loss = SimulationLoss(name, targets, params)
     recorder = MetricRecorder(targets, 1, ())
-    outcome = regress(loss, anchors, recorder, StepSchedule(1, lr), update=update)
+    schedule = StepSchedule(1, lr, milestones=(), decay=1.0)
+    outcome = regress(loss, anchors, recorder, schedule, update=update, min_size=MIN_SIZE)
     return outcome.boxes[0]
 
 
-def test_schedule_matches_the_paper():
-    schedule = StepSchedule()
-    rates = [schedule.lr(t) for t in (0, 159, 160, 179, 180, 199)]
-    assert rates == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+def test_schedule_steps_at_the_rounded_milestones():
+    schedule = StepSchedule(25, 1.0, milestones=(0.5, 0.9), decay=0.5)
+    rates = [schedule.lr(t) for t in (0, 12, 13, 22, 23, 24)]  # round(12.5) = 12, round(22.5) = 22
+    assert rates == [1.0, 0.5, 0.5, 0.25, 0.25, 0.25]
 
 
 @pytest.mark.parametrize("name", sorted(BOX_LOSSES))
@@ -80,7 +82,7 @@ def test_one_step_equals_the_hand_derived_step(name, update, factor):
 def test_sizes_stay_positive():
     anchor, target = (10.0, 10.0, 0.3, 0.3), (10.0, 10.0, 1.0, 1.0)
     boxes = one_step("smooth_l1", anchor, target, lr=-5.0)  # a step that flips w and h
-    assert torch.allclose(boxes[2:], torch.full((2,), 1e-6, dtype=torch.float64))
+    assert torch.allclose(boxes[2:], torch.full((2,), MIN_SIZE, dtype=torch.float64))
 
 
 def test_non_overlapping_pair_does_not_move_under_focal_eiou():

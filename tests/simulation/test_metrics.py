@@ -40,7 +40,7 @@ def test_recorder_error_is_the_l1_sum_and_stats_are_consistent():
     assert iou.tolist() == pytest.approx([1 / 3, 0.0])
     stats = recorder.final_stats(boxes, iou)
     assert stats["mean_iou"] == pytest.approx(1 / 6)
-    assert stats["share_no_overlap_initial"] == stats["share_no_overlap_final"] == 0.5
+    assert stats["share_no_overlap"] == 0.5
     assert stats["share_iou_gt_0.5"] == 0.0 and stats["nonfinite_pairs"] == 0
     stored = recorder.to_dict()
     assert stored["quantile_iterations"] == [0, 1]

@@ -3,83 +3,114 @@ import math
 import pytest
 import torch
 
-from focal_eiou_d2.simulation.setups import (
-    CENTRE,
-    DISC_RADIUS,
-    SCALES_7,
-    SETUPS,
-    SQUARE_SIDE,
-    build_pairs,
-)
+from focal_eiou_d2.simulation import SimulationConfig, pairs_of
+from focal_eiou_d2.simulation.boxes import AlignedIoU
+from focal_eiou_d2.simulation.setups import CENTRE, SCALES_7, parse_region
+
+CENTRE_64 = torch.tensor(CENTRE, dtype=torch.float64)
+
+
+def pairs(**options):
+    return pairs_of(SimulationConfig(dtype="float64", **options))
+
+
+def offsets(**options):
+    """Centre points relative to (10, 10), one row per point."""
+    anchors = pairs(**options).anchors
+    return (anchors[:, :2] - CENTRE_64).unique(dim=0)
 
 
 @pytest.mark.parametrize(
-    "setup, pairs", [("setup1", 343_000), ("setup2", 2_700), ("diou", 1_715_000)]
+    "options, count",
+    [
+        (dict(setup="setup1"), 343_000),
+        (dict(setup="setup2"), 2_700),
+        (dict(reading="diou", setup="setup1"), 1_715_000),
+    ],
 )
-def test_pair_counts_match_the_papers(setup, pairs):
-    assert SETUPS[setup].num_pairs() == pairs
+def test_pair_counts_match_the_papers(options, count):
+    assert len(pairs_of(SimulationConfig(**options))) == count
 
 
-def test_setup1_is_built_at_full_size():
-    assert len(build_pairs("setup1")) == 343_000
+def test_literal_setup1_samples_the_20x20_box_around_the_targets():
+    offset = offsets(reading="literal", setup="setup1")
+    assert len(offset) == 1000
+    assert offset.abs().max() <= 10  # the box [0, 20]^2, centred on the targets at (10, 10)
+    assert offset.abs().max() > 9.5  # fills it, not a smaller region
+    # uniform over the box: about a quarter of the points within half of it in both axes
+    inner = (offset.abs() < 5).all(dim=1).double().mean()
+    assert math.isclose(float(inner), 0.25, abs_tol=0.05)
 
 
-@pytest.mark.parametrize("scale, area", [("unit", 1.0), ("literal", 100.0)])
-def test_targets_are_centred_with_the_scales_area(scale, area):
-    pairs = build_pairs("setup1", scale=scale, num_points=2, dtype=torch.float64)
-    targets = pairs.targets
-    assert torch.allclose(targets[:, :2], torch.tensor(CENTRE, dtype=torch.float64))
+def test_literal_setup2_keeps_the_side_2_5_square():
+    offset = offsets(reading="literal", setup="setup2")
+    assert len(offset) == 100
+    assert 0.9 * 1.25 < offset.abs().max() <= 1.25
+
+
+def test_side_2_5_square_stays_an_option_for_setup1():
+    offset = offsets(reading="literal", setup="setup1", points="square:2.5")
+    assert 0.95 * 1.25 < offset.abs().max() <= 1.25
+
+
+@pytest.mark.parametrize("setup", ["setup1", "setup2"])
+def test_scaled_reading_is_the_literal_geometry_divided_by_ten(setup):
+    literal, scaled = pairs(reading="literal", setup=setup), pairs(reading="scaled", setup=setup)
+    for name in ("anchors", "targets"):
+        big, small = getattr(literal, name), getattr(scaled, name)
+        assert torch.allclose(small[:, :2] - CENTRE_64, (big[:, :2] - CENTRE_64) / 10)
+        assert torch.allclose(small[:, 2:], big[:, 2:] / 10)
+    # scaling preserves the IoU of every pair, so the same pairs start without overlap
     assert torch.allclose(
-        targets[:, 2] * targets[:, 3], torch.full((len(pairs),), area, dtype=torch.float64)
+        AlignedIoU(literal.targets)(literal.anchors), AlignedIoU(scaled.targets)(scaled.anchors)
     )
+
+
+def test_diou_reading_is_the_diou_authors_setup():
+    config = SimulationConfig(reading="diou", setup="setup1", dtype="float64")
+    assert (config.target_area, config.num_points, config.update) == (1.0, 5000, "diou")
+    radius = (pairs_of(config).anchors[:, :2] - CENTRE_64).norm(dim=1)
+    assert 0.95 * 3 < radius.max() <= 3
+    # uniform over the disc: about a quarter of the points within half the radius
+    assert math.isclose(float((radius < 1.5).double().mean()), 0.25, abs_tol=0.05)
+
+
+@pytest.mark.parametrize("reading, area", [("literal", 100.0), ("scaled", 1.0), ("diou", 1.0)])
+def test_targets_are_centred_with_the_readings_area(reading, area):
+    targets = pairs(reading=reading, setup="setup1", num_points=2).targets
+    assert torch.allclose(targets[:, :2], CENTRE_64)
+    assert torch.allclose(targets[:, 2] * targets[:, 3], torch.full((len(targets),), area).double())
     ratios = sorted({round(r, 6) for r in (targets[:, 2] / targets[:, 3]).tolist()})
     assert ratios == sorted(round(r, 6) for r in (1 / 4, 1 / 3, 1 / 2, 1.0, 2.0, 3.0, 4.0))
 
 
 def test_one_to_four_target_is_half_by_two_as_in_diou_code():
-    targets = build_pairs("setup1", num_points=1, dtype=torch.float64).targets
+    targets = pairs(setup="setup1", num_points=1).targets
     assert torch.allclose(targets[0, 2:], torch.tensor([0.5, 2.0], dtype=torch.float64))
 
 
 def test_anchor_areas_are_scales_times_target_area():
-    pairs = build_pairs("setup1", num_points=1, dtype=torch.float64)
-    relative = (
-        pairs.anchors[:, 2] * pairs.anchors[:, 3] / (pairs.targets[:, 2] * pairs.targets[:, 3])
-    )
+    both = pairs(reading="literal", setup="setup1", num_points=1)
+    anchors, targets = both.anchors, both.targets
+    relative = anchors[:, 2] * anchors[:, 3] / (targets[:, 2] * targets[:, 3])
     assert sorted({round(v, 6) for v in relative.tolist()}) == list(SCALES_7)
 
 
 def test_anchors_of_a_point_share_its_centre():
-    pairs = build_pairs("setup2", num_points=3)
-    centres = pairs.anchors[:, :2].reshape(3, -1, 2)
+    centres = pairs(setup="setup2", num_points=3).anchors[:, :2].reshape(3, -1, 2)
     assert torch.equal(centres, centres[:, :1].expand_as(centres))
 
 
-@pytest.mark.parametrize("setup", ["setup1", "setup2"])
-def test_paper_setups_default_to_the_square(setup):
-    centres = build_pairs(setup, dtype=torch.float64).anchors[:, :2]
-    offset = (centres - torch.tensor(CENTRE, dtype=torch.float64)).abs()
-    assert offset.max() <= SQUARE_SIDE / 2
-    assert offset.max() > 0.9 * SQUARE_SIDE / 2  # fills the square, not a smaller region
-
-
-def test_disc_region_has_radius_three():
-    centres = build_pairs("setup1", points="disc", dtype=torch.float64).anchors[:, :2]
-    radius = (centres - torch.tensor(CENTRE, dtype=torch.float64)).norm(dim=1)
-    assert radius.max() <= DISC_RADIUS
-    assert radius.max() > 0.95 * DISC_RADIUS
-    # uniform over the area: about a quarter of the points within half the radius
-    assert math.isclose(float((radius < DISC_RADIUS / 2).double().mean()), 0.25, abs_tol=0.05)
-
-
 def test_points_depend_on_the_seed_only():
-    first = build_pairs("setup2", seed=3)
-    assert torch.equal(first.anchors, build_pairs("setup2", seed=3).anchors)
-    assert not torch.equal(first.anchors, build_pairs("setup2", seed=4).anchors)
-    as_double = build_pairs("setup2", seed=3, dtype=torch.float64).anchors
-    assert torch.equal(first.anchors, as_double.float())
+    first = pairs_of(SimulationConfig(setup="setup2", seed=3))
+    assert torch.equal(first.anchors, pairs_of(SimulationConfig(setup="setup2", seed=3)).anchors)
+    assert not torch.equal(
+        first.anchors, pairs_of(SimulationConfig(setup="setup2", seed=4)).anchors
+    )
+    assert torch.equal(first.anchors, pairs(setup="setup2", seed=3).anchors.float())
 
 
-def test_unknown_region_is_rejected():
-    with pytest.raises(ValueError):
-        build_pairs("setup2", points="triangle")
+@pytest.mark.parametrize("region", ["square", "triangle:2", "disc:0", "square:nan", "disc:-3"])
+def test_bad_regions_are_rejected(region):
+    with pytest.raises(ValueError, match="square:SIDE or disc:RADIUS"):
+        parse_region(region)
