@@ -16,16 +16,15 @@ setup(
     long_description=(Path(__file__).parent / "README.md").read_text(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    python_requires=">=3.9",
+    python_requires=">=3.10",  # zip(strict=True)
     packages=find_packages(include=["focal_eiou_d2", "focal_eiou_d2.*"]),
-    # The C++ CPU kernels' source, compiled on first use (focal_eiou_d2/layers/cpu_kernel.py).
-    package_data={"focal_eiou_d2.layers": ["csrc/*.cpp"]},
     install_requires=[
         # torch and torchvision are not upgraded when already present; see scripts/setup_env.sh.
-        "torch>=2.0",
-        "torchvision>=0.15",
-        # Detectron2 is not on PyPI under its own name: scripts/install_detectron2.py provides it.
-        "detectron2>=0.6",
+        # 2.5: torch.OutOfMemoryError and torch.compiler.is_compiling, used by the fast path.
+        "torch>=2.5",
+        "torchvision>=0.20",
+        # Detectron2 (>= 0.6, or its git main) is not on PyPI under its own name, so it is not
+        # declared here: install it first (docs/installation.md; scripts/install_detectron2.py).
         "fvcore",
         "pycocotools>=2.0.2",
         "opencv-python-headless",

@@ -1,15 +1,17 @@
 """Datasets: the embedded synthetic shapes dataset, and COCO-format datasets of the user.
 
 Importing this package registers ``shapes_train`` and ``shapes_val`` (the default ``ShapesSpec``
-under ``default_root()``) and ``shapes_mini_train`` / ``shapes_mini_val`` (``MINI_SPEC``, for smoke
-tests) with Detectron2; nothing is generated until a split is requested, and then only that split.
+under ``default_root()``), ``shapes_1class_train`` / ``shapes_1class_val`` (``ONE_CLASS_SPEC``: the
+same kind of images, every object of one class, for experiments where localization decides AP) and
+``shapes_mini_train`` / ``shapes_mini_val`` (``MINI_SPEC``, for smoke tests) with Detectron2;
+nothing is generated until a split is requested, and then only that split.
 The user's datasets come from the command line, ``--coco-dataset NAME ANNOTATIONS_JSON IMAGE_DIR``
 (``add_coco_dataset_argument``, ``register_coco_datasets``), checked before use (``validate.py``).
 """
 
 from .classes import dataset_classes, num_classes_for
 from .coco import CocoDataset, add_coco_dataset_argument, register_coco_datasets
-from .register import DEFAULT_NAMES, MINI_NAMES, register_shapes
+from .register import DEFAULT_NAMES, MINI_NAMES, ONE_CLASS_DATASETS, register_shapes
 from .root import datasets_root, default_root
 from .scene import render_scene
 from .shapes import CLASS_COLORS, CLASS_NAMES
@@ -17,6 +19,7 @@ from .validate import CocoSummary, DatasetError, check_coco_dataset
 from .writer import (
     DEFAULT_SPEC,
     MINI_SPEC,
+    ONE_CLASS_SPEC,
     ShapesSpec,
     dataset_dir,
     generate_shapes,
@@ -31,6 +34,8 @@ __all__ = [
     "DEFAULT_SPEC",
     "MINI_NAMES",
     "MINI_SPEC",
+    "ONE_CLASS_DATASETS",
+    "ONE_CLASS_SPEC",
     "CocoDataset",
     "CocoSummary",
     "DatasetError",
@@ -51,4 +56,5 @@ __all__ = [
 ]
 
 register_shapes()
+register_shapes(ONE_CLASS_DATASETS, ONE_CLASS_SPEC)
 register_shapes(MINI_NAMES, MINI_SPEC)

@@ -15,6 +15,7 @@ from .writer import DEFAULT_SPEC, SPLITS, dataset_dir, generate_split, split_pat
 
 DEFAULT_NAMES = ("shapes_train", "shapes_val")
 MINI_NAMES = ("shapes_mini_train", "shapes_mini_val")
+ONE_CLASS_DATASETS = ("shapes_1class_train", "shapes_1class_val")
 
 
 def load_shapes(name, directory, split, spec):

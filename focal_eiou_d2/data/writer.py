@@ -88,6 +88,9 @@ class ShapesSpec:
 DEFAULT_SPEC = ShapesSpec()
 # A few small images: for smoke tests of the whole pipeline in seconds.
 MINI_SPEC = ShapesSpec(train_images=16, val_images=8, image_size=128)
+# The same images as DEFAULT_SPEC's training split, every object of one class, and twice the
+# validation images: the localization variant, where AP depends mostly on how well boxes fit.
+ONE_CLASS_SPEC = ShapesSpec(train_images=1500, val_images=500, image_size=256, one_class=True)
 
 
 def dataset_dir(spec, root=None):

@@ -11,6 +11,7 @@ from detectron2.structures import Boxes, BoxMode, Instances
 from tiny_models import tiny_cfg
 
 from focal_eiou_d2.data import CLASS_NAMES
+from focal_eiou_d2.engine import YamlRunConfig
 from focal_eiou_d2.visualization import (
     class_metadata,
     draw_detections,
@@ -93,6 +94,7 @@ def test_model_names_come_from_the_box_loss_of_the_architecture():
     retinanet.MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_TYPE = "giou"
     faster = tiny_cfg("faster_rcnn", "focal_eiou")
     faster.MODEL.RETINANET.BBOX_REG_LOSS_TYPE = "giou"
+    retinanet, faster = YamlRunConfig(retinanet, None), YamlRunConfig(faster, None)
     assert model_name(retinanet) == "smooth_l1 (baseline)"
     assert model_names(model_name(retinanet), model_name(faster)) == (
         "smooth_l1 (baseline)",
@@ -113,15 +115,15 @@ def weights_of_run(folder, classes):
 def test_class_names_are_the_run_s_then_the_dataset_s_then_ids(tmp_path):
     cfg = tiny_cfg("faster_rcnn")
     cfg.MODEL.ROI_HEADS.NUM_CLASSES = 2
+    config = YamlRunConfig(cfg, None)
     cfg.MODEL.WEIGHTS = weights_of_run(tmp_path / "run", ["cat", "dog"])
-    assert class_metadata(cfg, "shapes_val").thing_classes == ["cat", "dog"]
+    assert class_metadata(config, "shapes_val").thing_classes == ["cat", "dog"]
     cfg.MODEL.WEIGHTS = weights_of_run(tmp_path / "elsewhere", None)
-    assert (
-        class_metadata(cfg, "shapes_val").get("thing_classes", None) is None
-    )  # 7 names, 2 classes
-    assert class_metadata(cfg).get("thing_classes", None) is None
+    # 7 names, 2 classes
+    assert class_metadata(config, "shapes_val").get("thing_classes", None) is None
+    assert class_metadata(config).get("thing_classes", None) is None
     cfg.MODEL.ROI_HEADS.NUM_CLASSES = len(CLASS_NAMES)
-    assert class_metadata(cfg, "shapes_val").thing_classes == list(CLASS_NAMES)
+    assert class_metadata(config, "shapes_val").thing_classes == list(CLASS_NAMES)
     assert MetadataCatalog.get("shapes_val").thing_classes == list(CLASS_NAMES)  # not modified
 
 

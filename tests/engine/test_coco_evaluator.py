@@ -9,7 +9,7 @@ from detectron2.data.datasets import register_coco_instances
 from detectron2.structures import Boxes, Instances
 
 from focal_eiou_d2.compiled_ops import detectron2_has_compiled_ops
-from focal_eiou_d2.engine import FocalEIoUTrainer
+from focal_eiou_d2.evaluation import build_coco_evaluator
 
 # Two images, two categories with non-contiguous COCO ids (3 and 7), boxes in COCO XYWH.
 ANNOTATIONS = {
@@ -57,7 +57,7 @@ def test_perfect_predictions_score_ap_100(tmp_path, shift):
     register_coco_instances(name, {}, str(json_file), str(tmp_path))
     try:
         DatasetCatalog.get(name)  # maps COCO ids to contiguous ids in the metadata
-        evaluator = FocalEIoUTrainer.build_evaluator(None, name, output_folder=str(tmp_path))
+        evaluator = build_coco_evaluator(str(tmp_path), name)
         assert evaluator._use_fast_impl == detectron2_has_compiled_ops()
         contiguous = evaluator._metadata.thing_dataset_id_to_contiguous_id
         evaluator.reset()

@@ -44,7 +44,11 @@ def test_config_builds(path):
 @pytest.mark.parametrize(
     "key, value, message",
     [
-        ("MODEL.RETINANET.BBOX_REG_LOSS_TYPE", "eoiu", "valid choices: ciou, diou, eiou"),
+        (
+            "MODEL.RETINANET.BBOX_REG_LOSS_TYPE",
+            "eoiu",
+            "valid choices: balanced_l1, ciou, diou, eiou",
+        ),
         ("MODEL.FOCAL_EIOU.GAMMA", -0.5, "GAMMA must be a finite number >= 0"),
         ("MODEL.FOCAL_EIOU.FOCAL_L1_BETA", 0.2, "FOCAL_L1_BETA must lie in [1/e, 1]"),
         ("MODEL.FOCAL_EIOU.DETACH_WEIGHT", 1, "DETACH_WEIGHT must be true or false"),

