@@ -208,3 +208,29 @@ def _first(items, count=3):
     """The first ``count`` items, comma separated, with "..." when there are more."""
     shown = ", ".join(str(item) for item in items[:count])
     return shown + (", ..." if len(items) > count else "")
+
+
+def export_weights(source, target, prefix):
+    """Write the model entries of checkpoint ``source`` whose names start with ``prefix`` to
+    ``target``, a checkpoint Detectron2 reads as initial weights (MODEL.WEIGHTS), atomically.
+
+    E.g. ``prefix="backbone.bottom_up."`` keeps a trained detector's ResNet: a detector started
+    from it gets that backbone and freshly initialized FPN and heads.
+
+    Returns:
+        int: the number of entries written.
+
+    Raises:
+        WeightsError: ``source`` cannot be read, or has no entry with ``prefix``.
+    """
+    try:
+        model = torch.load(source, map_location="cpu", weights_only=True)["model"]
+    except (*READ_ERRORS, TypeError) as error:
+        raise WeightsError(f"cannot read the weights in {source}: {error}") from error
+    kept = {name: value for name, value in model.items() if name.startswith(prefix)}
+    if not kept:
+        raise WeightsError(f"{source} has no weights named {prefix}*")
+    partial = f"{target}.partial"
+    torch.save({"model": kept, "__author__": f"{prefix}* of {source}"}, partial)
+    os.replace(partial, target)
+    return len(kept)

@@ -75,6 +75,7 @@ class YamlRunConfig:
     kind = "yaml"
     SEED_KEY = "SEED"
     OUTPUT_KEY = "OUTPUT_DIR"
+    WEIGHTS_KEY = "MODEL.WEIGHTS"
     CONFIG_NAME = "config.yaml"
 
     def __init__(self, cfg, config_file):
@@ -189,6 +190,7 @@ class LazyRunConfig:
     kind = "lazy"
     SEED_KEY = "train.seed"
     OUTPUT_KEY = "train.output_dir"
+    WEIGHTS_KEY = "train.init_checkpoint"
     CONFIG_NAME = "config.py"
 
     def __init__(self, cfg, config_file):

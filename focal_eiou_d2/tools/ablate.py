@@ -13,6 +13,11 @@ trains and evaluates in its own process through the quickstart job, in
 ``<output-dir>/runs/<run>``; the box-loss weight follows the paper (Sec. 5.2: 1.0 for l_n-norm
 losses, 2.5 for IoU-based losses) unless a row sets it.
 
+With ``--pretrain CONFIG`` every run starts from one shared backbone: the runner trains CONFIG
+once (in ``<output-dir>/pretrain``), exports its ResNet (``backbone.pth``) and passes it as the
+runs' initial weights; FPN and heads start from each run's seed. The backbone's sha256 is part of
+the results' fingerprint.
+
 Each finished run leaves a small result file in ``<results-dir>/<run>.json`` (default
 ``<output-dir>/results``): its metrics and a fingerprint (training code, protocol, torch version,
 device; see ``focal_eiou_d2.engine.fingerprint``). The tables are rebuilt from those files, so a
@@ -41,6 +46,7 @@ from matplotlib.figure import Figure
 
 from focal_eiou_d2.data import DatasetError, add_coco_dataset_argument
 from focal_eiou_d2.engine import OutputDirError, load_run_config
+from focal_eiou_d2.engine.checkpoint import export_weights
 from focal_eiou_d2.engine.fingerprint import fingerprint, git_commit
 from focal_eiou_d2.engine.run_dir import lock_output_dir
 from focal_eiou_d2.evaluation import IOU_THRESHOLDS
@@ -51,11 +57,13 @@ from focal_eiou_d2.evaluation.statistics import (
     paired_difference,
 )
 from focal_eiou_d2.layers import BOX_LOSSES
-from focal_eiou_d2.tools.quickstart import RESULTS_FILE
+from focal_eiou_d2.tools.quickstart import FINAL_WEIGHTS, RESULTS_FILE, file_digest
 
 DEFAULT_LOSSES = ("smooth_l1", "giou", "ciou", "eiou", "focal_eiou")
 # The columns of the tables: COCO AP and AP at four IoU thresholds.
 METRICS = ("AP", "AP50", "AP75", "AP85", "AP95")
+# What --pretrain keeps of the pretraining run: the ResNet of the detector's backbone.
+BACKBONE_PREFIX = "backbone.bottom_up."
 # Names in the paper's tables.
 PAPER_NAMES = {
     "smooth_l1": "Smooth L1",
@@ -157,16 +165,47 @@ def protocol_digest(args):
     ).digest()
 
 
-def train(run, args, base, coco_options):
-    """Train and evaluate one run in a fresh process; return its quickstart results."""
-    run_dir = os.path.join(args.output_dir, "runs", run.name)
-    opts = [*args.opts, *run.opts(base, run_dir)]
+def quickstart(config_file, opts, output_dir, coco_options):
+    """Train and evaluate one config in a fresh process (the quickstart job); return its saved
+    results."""
     command = [sys.executable, "-m", "focal_eiou_d2.tools.quickstart", *coco_options]
-    command += ["--config-file", args.config_file, "--num-visualizations", "0", *opts]
-    print(f"[ablate] {run.name}: training", flush=True)
+    command += ["--config-file", config_file, "--output-dir", output_dir]
+    command += ["--num-visualizations", "0", *opts]
     subprocess.run(command, check=True)
-    with open(os.path.join(run_dir, RESULTS_FILE)) as f:
+    with open(os.path.join(output_dir, RESULTS_FILE)) as f:
         return json.load(f)
+
+
+def train(run, args, base, extra_opts, coco_options):
+    """Train and evaluate one run; return its quickstart results."""
+    print(f"[ablate] {run.name}: training", flush=True)
+    run_dir = os.path.join(args.output_dir, "runs", run.name)
+    opts = [*args.opts, *extra_opts, *run.opts(base, run_dir)]
+    return quickstart(args.config_file, opts, run_dir, coco_options)
+
+
+def pretrained_backbone(args, coco_options, train_it):
+    """The backbone every run starts from (``--pretrain``): trained once with the pretraining
+    config, in <output-dir>/pretrain, and exported as <output-dir>/pretrain/backbone.pth.
+
+    Args:
+        train_it (bool): train the pretraining if it has not finished (else raise).
+
+    Returns:
+        tuple[str, str]: the backbone file and its sha256 (the runs' fingerprint includes it).
+    """
+    folder = os.path.join(args.output_dir, "pretrain")
+    final = os.path.join(folder, FINAL_WEIGHTS)
+    if not os.path.isfile(os.path.join(folder, RESULTS_FILE)):
+        if not train_it:
+            raise OutputDirError(f"the pretraining in {folder} has not finished")
+        print(f"[ablate] {folder}: pretraining the backbone", flush=True)
+    if train_it:
+        quickstart(args.pretrain, [], folder, coco_options)  # reused when finished
+    backbone = os.path.join(folder, "backbone.pth")
+    if not os.path.isfile(backbone):
+        export_weights(final, backbone, BACKBONE_PREFIX)
+    return backbone, file_digest(backbone)
 
 
 def result_record(run, saved, print_fingerprint):
@@ -356,6 +395,11 @@ def parse_args(argv=None):
     parser.add_argument(
         "--baseline", type=parse_row, help="the row the differences refer to (default: the first)"
     )
+    parser.add_argument(
+        "--pretrain",
+        metavar="CONFIG",
+        help="train this config once and start every run from its backbone (ResNet) weights",
+    )
     parser.add_argument("--output-dir", default="output/ablation")
     parser.add_argument(
         "--results-dir", help="where the small result files go (default: <output-dir>/results)"
@@ -391,9 +435,19 @@ def main(argv=None):
         lock_output_dir(args.results_dir)
     except (OutputDirError, DatasetError, FileNotFoundError, KeyError, ValueError) as error:
         sys.exit(f"ablate: error: {error}")
-    wanted = fingerprint(protocol_digest(args), base.device)
     coco_options = [item for d in args.coco_datasets for item in
                     ("--coco-dataset", d.name, d.json_file, d.image_root)]  # fmt: skip
+    protocol, extra_opts = protocol_digest(args), []
+    if args.pretrain:
+        try:
+            backbone, backbone_digest = pretrained_backbone(
+                args, coco_options, train_it=not args.finished_only
+            )
+        except OutputDirError as error:
+            sys.exit(f"ablate: error: {error}")
+        protocol += f"+backbone:{backbone_digest[:16]}"
+        extra_opts = base.override(base.WEIGHTS_KEY, backbone)
+    wanted = fingerprint(protocol, base.device)
     runs = plan(args.losses, args.settings, args.seeds)
     records, other = load_results(args.results_dir, wanted)
     for run in runs:
@@ -402,7 +456,8 @@ def main(argv=None):
         elif args.finished_only:
             print(f"[ablate] {run.name}: not finished, left out", flush=True)
         else:
-            record = result_record(run, train(run, args, base, coco_options), wanted)
+            saved = train(run, args, base, extra_opts, coco_options)
+            record = result_record(run, saved, wanted)
             partial = os.path.join(args.results_dir, run.name + ".json.partial")
             with open(partial, "w") as f:
                 json.dump(record, f, indent=1, sort_keys=True)
