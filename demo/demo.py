@@ -38,6 +38,8 @@ from focal_eiou_d2.data import add_coco_dataset_argument, dataset_classes
 from focal_eiou_d2.engine import load_run_config
 from focal_eiou_d2.evaluation import build_predictor
 from focal_eiou_d2.visualization import (
+    add_opts_argument,
+    check_opts,
     class_metadata,
     draw_detections,
     draw_ground_truth,
@@ -121,14 +123,9 @@ def parse_args(argv=None):
         default=0.5,
         help="detections with a lower score are not drawn, in [0, 1] (default: %(default)s)",
     )
-    parser.add_argument(
-        "--opts",
-        nargs="*",
-        default=[],
-        metavar="KEY VALUE",
-        help="config overrides of both models (A and B), as in Detectron2's demo: KEY VALUE "
-        "pairs, e.g. MODEL.WEIGHTS A.pth (model A's weights; B's are --compare-weights) "
-        "MODEL.DEVICE cpu; key=value for a LazyConfig (.py), e.g. train.init_checkpoint=A.pth",
+    add_opts_argument(
+        parser,
+        "MODEL.WEIGHTS A.pth (model A's weights; B's are --compare-weights) MODEL.DEVICE cpu",
     )
     parser.add_argument(
         "--compare-config", metavar="FILE", help="config of model B (default: --config-file)"
@@ -151,8 +148,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not 0 <= args.confidence_threshold <= 1:
         parser.error(f"--confidence-threshold must be in [0, 1], got {args.confidence_threshold}")
-    if not args.config_file.endswith(".py") and len(args.opts) % 2:
-        parser.error(f"--opts takes KEY VALUE pairs, got an odd number: {' '.join(args.opts)}")
+    check_opts(parser, args.opts, [args.config_file, args.compare_config])
     if args.show_gt and not args.dataset:
         parser.error("--show-gt needs --dataset, the registered dataset the images belong to")
     if (args.compare_config or args.names) and not args.compare_weights:

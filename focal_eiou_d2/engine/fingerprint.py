@@ -41,23 +41,17 @@ def code_digest():
 def git_commit():
     """The checkout's commit (with "+changes" if it has uncommitted changes), or None."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=PACKAGE,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=PACKAGE,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        commit = _git("rev-parse", "--short=12", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return None
     return commit + ("+changes" if dirty else "")
+
+
+def _git(*args):
+    """The output of a git command run in the package's folder, stripped."""
+    result = subprocess.run(["git", *args], cwd=PACKAGE, capture_output=True, text=True, check=True)
+    return result.stdout.strip()
 
 
 def device_name(device):

@@ -46,7 +46,13 @@ from focal_eiou_d2.evaluation import (
     localization_counts,
     run_inference,
 )
-from focal_eiou_d2.visualization import ensure_writable_folder, model_name, model_names
+from focal_eiou_d2.visualization import (
+    add_opts_argument,
+    check_opts,
+    ensure_writable_folder,
+    model_name,
+    model_names,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -339,14 +345,7 @@ def parse_args(argv=None):
         default=DEFAULT_SCORE_THRESHOLD,
         help="score threshold of the localization counts, in [0, 1] (default: %(default)s)",
     )
-    parser.add_argument(
-        "--opts",
-        nargs="*",
-        default=[],
-        metavar="KEY VALUE",
-        help="config overrides of both models (A and B), as in Detectron2's demo: KEY VALUE "
-        "pairs, e.g. MODEL.DEVICE cpu; key=value for LazyConfig (.py) files",
-    )
+    add_opts_argument(parser, "MODEL.DEVICE cpu")
     add_coco_dataset_argument(parser)
     args = parser.parse_args(argv)
     for side in SIDES:
@@ -363,9 +362,7 @@ def parse_args(argv=None):
             parser.error(f"--config-{side} needs --weights-{side}, the trained weights to run")
     if not 0 <= args.score_threshold <= 1:
         parser.error(f"--score-threshold must be in [0, 1], got {args.score_threshold}")
-    lazy = any(str(getattr(args, f"config_{side}")).endswith(".py") for side in SIDES)
-    if not lazy and len(args.opts) % 2:
-        parser.error(f"--opts takes KEY VALUE pairs, got an odd number: {' '.join(args.opts)}")
+    check_opts(parser, args.opts, [getattr(args, f"config_{side}") for side in SIDES])
     return args
 
 
