@@ -9,9 +9,9 @@ from detectron2.evaluation import COCOEvaluator, inference_on_dataset, print_csv
 from detectron2.utils import comm
 
 from focal_eiou_d2.data.train_loader import build_lazy_train_loader
-from focal_eiou_d2.evaluation import build_coco_evaluator
 
 from .checkpoint import TrainingCheckpointer
+from .coco_evaluator import build_coco_evaluator
 from .exact_resume import ExactResumeMixin
 
 

@@ -5,9 +5,9 @@ import weakref
 from detectron2.engine import DefaultTrainer, hooks
 
 from focal_eiou_d2.data.train_loader import build_train_loader
-from focal_eiou_d2.evaluation import build_coco_evaluator
 
 from .checkpoint import TrainingCheckpointer
+from .coco_evaluator import build_coco_evaluator
 from .exact_resume import ExactResumeMixin
 
 # Detectron2's git main checkpoints the optimizer itself (DefaultTrainer.state_dict/load_state_dict

@@ -1,4 +1,4 @@
-"""Evaluation of trained detectors: COCO metrics, inference over a dataset, the COCOEvaluator."""
+"""Evaluation of trained detectors: COCO metrics, inference over a dataset, statistics."""
 
 from .box_metrics import (
     AREAS,
@@ -11,7 +11,6 @@ from .box_metrics import (
     load_ground_truth,
     localization_counts,
 )
-from .coco_evaluator import build_coco_evaluator
 from .inference import build_predictor, run_inference
 
 __all__ = [
@@ -21,7 +20,6 @@ __all__ = [
     "IOU_THRESHOLDS",
     "MATCH_IOU",
     "best_f1_threshold",
-    "build_coco_evaluator",
     "build_predictor",
     "evaluate_boxes",
     "load_ground_truth",

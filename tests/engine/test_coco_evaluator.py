@@ -9,7 +9,7 @@ from detectron2.data.datasets import register_coco_instances
 from detectron2.structures import Boxes, Instances
 
 from focal_eiou_d2.compiled_ops import detectron2_has_compiled_ops
-from focal_eiou_d2.evaluation import build_coco_evaluator
+from focal_eiou_d2.engine.coco_evaluator import build_coco_evaluator
 
 # Two images, two categories with non-contiguous COCO ids (3 and 7), boxes in COCO XYWH.
 ANNOTATIONS = {
