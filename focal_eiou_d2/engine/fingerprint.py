@@ -55,10 +55,14 @@ def _git(*args):
 
 
 def device_name(device):
-    """The hardware a config's MODEL.DEVICE runs on, e.g. "cpu (x86_64)" or the GPU's name."""
+    """The hardware a config's device runs on, e.g. "cpu (x86_64, 2 threads)" or the GPU's name.
+
+    The CPU's thread count is part of it: reductions split over another number of threads round
+    differently, so the same run on another count gives other numbers.
+    """
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"cuda ({torch.cuda.get_device_name(0)})"
-    return f"cpu ({platform.machine()})"
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def fingerprint(protocol_digest, device):
