@@ -2,6 +2,7 @@
 the loss is found in the model, and the tools train, evaluate and draw with them."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -105,6 +106,7 @@ def test_demo_draws_with_a_lazy_config(finished_run, tmp_path):
     command = [sys.executable, "demo/demo.py", "--config-file", QUICKSTART, "--input"]
     command += [DatasetCatalog.get("shapes_mini_val")[0]["file_name"]]
     command += ["--output", str(tmp_path / "out.png"), "--opts", *LAZY_SMOKE_OPTS, weights]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # demo/demo.py imports this checkout's package
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "out.png").stat().st_size > 0
