@@ -121,6 +121,7 @@ def has_dashed_outline(panel, bbox):
     return {(0, 0, 0), (255, 255, 255)} <= colours
 
 
+@pytest.mark.slow
 def test_cli_comparison_skips_corrupt_files_and_exits_1(models, shapes, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()

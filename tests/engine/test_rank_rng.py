@@ -3,12 +3,15 @@ saved by two processes resumes with one."""
 
 import logging
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from detectron2.utils import comm
 
 from focal_eiou_d2.engine.checkpoint import TrainingCheckpointer, restore_rank_rng
+
+pytestmark = pytest.mark.slow  # trains models or spawns processes
 
 
 def save_then_draw(rank, folder):

@@ -14,8 +14,20 @@ def box_loss_values(losses):
     return [value for key, value in losses.items() if key.startswith(tuple(BOX_LOSS_KEYS))]
 
 
-@pytest.mark.parametrize("loss_type", sorted(BOX_LOSSES))
-@pytest.mark.parametrize("architecture", ARCHITECTURES)
+# Every loss on a dense head and on an R-CNN head (their losses differ); the other architectures,
+# which reuse those heads' loss code, with one loss of each kind.
+TRAINING_STEPS = [
+    *((architecture, loss) for architecture in ("retinanet", "faster_rcnn") for loss in BOX_LOSSES),
+    *(
+        (architecture, loss)
+        for architecture in ARCHITECTURES
+        if architecture not in ("retinanet", "faster_rcnn")
+        for loss in ("smooth_l1", "giou", "focal_eiou")
+    ),
+]
+
+
+@pytest.mark.parametrize("architecture, loss_type", TRAINING_STEPS)
 def test_training_step_is_finite(architecture, loss_type, event_storage):
     model = build_tiny_model(architecture, loss_type)
     model.train()

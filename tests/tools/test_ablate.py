@@ -36,6 +36,7 @@ def run_ablation(tmp_path, losses, seeds, *options, check=True):
     return result
 
 
+@pytest.mark.slow
 def test_runs_tabulates_and_resumes(tmp_path):
     first = run_ablation(tmp_path, ["eiou", "focal_eiou"], [0, 1]).stdout
     assert first.count(": training") == 4
@@ -62,6 +63,7 @@ def test_runs_tabulates_and_resumes(tmp_path):
     assert "1 result files of another fingerprint" not in second
 
 
+@pytest.mark.slow
 def test_repeated_seeds_and_unknown_rows_are_refused(tmp_path):
     result = run_ablation(tmp_path, ["eiou"], [0, 0], check=False)
     assert result.returncode == 2 and "--seeds repeats a seed" in result.stderr

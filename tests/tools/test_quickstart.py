@@ -12,6 +12,8 @@ from focal_eiou_d2.data import MINI_SPEC, register_shapes
 from focal_eiou_d2.engine import OutputDirError, load_run_config
 from focal_eiou_d2.tools import quickstart
 
+pytestmark = pytest.mark.slow  # trains models or spawns processes
+
 CONFIG = "configs/quickstart/retinanet_R_18_FPN_shapes_focal_eiou.yaml"
 
 
