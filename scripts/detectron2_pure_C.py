@@ -12,7 +12,7 @@ _ADVICE = (
     "this Detectron2 was installed from Python sources without compiled ops "
     "(focal_eiou_d2 scripts/install_detectron2.py). Avoid the feature that needs it "
     "(rotated boxes, deformable convolution, COCOEvaluator(use_fast_impl=True)) or install "
-    "Detectron2's official build first: see README, section Installation."
+    "Detectron2's official build first: see docs/installation.md."
 )
 
 

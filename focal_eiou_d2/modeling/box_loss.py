@@ -156,11 +156,12 @@ class BoxRegressionLoss:
             pos_mask (Tensor[N, R] of bool): the positive anchors.
             normalizer (float or Tensor[]): see :meth:`__call__`.
         """
+        positives = pos_mask.nonzero(as_tuple=True)  # once for the three gathers
         all_anchors = Boxes.cat(anchors).tensor.expand(len(gt_boxes), -1, -1)
         return self(
-            all_anchors[pos_mask],
-            cat(pred_anchor_deltas, dim=1)[pos_mask],
-            torch.stack(gt_boxes)[pos_mask],
+            all_anchors[positives],
+            cat(pred_anchor_deltas, dim=1)[positives],
+            torch.stack(gt_boxes)[positives],
             normalizer,
         )
 
@@ -175,7 +176,7 @@ class BoxRegressionLoss:
             gamma = self.params.get("gamma")
             if gamma is None:
                 gamma = BOX_LOSSES["focal_eiou"].defaults["gamma"]
-            local = torch.stack([iou.pow(gamma).sum(), iou.new_tensor(float(iou.numel()))])
+            local = torch.stack([iou.pow(gamma).sum(), iou.new_full((), iou.numel())])
             weight_sum, count = global_sum(local.double())
         return weight_sum, count
 
