@@ -266,6 +266,7 @@ def summarize(runs, records, baseline):
             "row": row.text,
             "setting": [list(item) for item in setting],
             "seeds": sorted(by_seed),
+            "baseline": row == baseline,
         }
         for metric in METRICS:
             entry[metric] = list(mean_std([r["metrics"][metric] for r in by_seed.values()]))
@@ -298,7 +299,10 @@ def format_markdown(summary, baseline_label):
             cells.append(", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in entry["setting"]))
         cells.append(str(len(entry["seeds"])))
         cells += [f"{entry[m][0]:.2f} ± {entry[m][1]:.2f}" for m in METRICS]
-        cells += [format_delta(entry["delta"][m]) for m in ("AP", "AP75")]
+        if entry["baseline"]:
+            cells += ["baseline", "baseline"]
+        else:
+            cells += [format_delta(entry["delta"][m]) for m in ("AP", "AP75")]
         lines.append("| " + " | ".join(cells) + " |")
     note = (
         f"Mean ± sample std over seeds. Δ: mean difference to {baseline_label} paired by seed, "
