@@ -34,16 +34,7 @@ logger = logging.getLogger(__name__)
 LAZY_EXTENSION = ".py"
 
 
-def load_run_config(
-    config_file,
-    overrides=(),
-    *,
-    output_dir=None,
-    weights=None,
-    coco_datasets=(),
-    classes_from="train",
-    cpu_fallback=False,
-):
+def load_run_config(config_file, overrides=(), **options):
     """The config of ``config_file`` with ``overrides``, as a :class:`YamlRunConfig` or a
     :class:`LazyRunConfig` (by the file's extension).
 
@@ -51,22 +42,14 @@ def load_run_config(
         config_file (str): a ``.yaml`` or ``.py`` config (found relative to the project's
             checkout too).
         overrides (list[str]): ``KEY VALUE ...`` for YAML, ``key=value ...`` for LazyConfig.
-        output_dir, weights, coco_datasets, classes_from, cpu_fallback: as in
-            :func:`focal_eiou_d2.engine.build_config`.
+        options: ``output_dir``, ``weights``, ``coco_datasets``, ``classes_from`` and
+            ``cpu_fallback``, as in :func:`focal_eiou_d2.engine.build_config`.
 
     Raises:
         ValueError, KeyError, FileNotFoundError, DatasetError: a bad config or override.
     """
     kind = LazyRunConfig if config_file.endswith(LAZY_EXTENSION) else YamlRunConfig
-    return kind.load(
-        config_file,
-        list(overrides),
-        output_dir=output_dir,
-        weights=weights,
-        coco_datasets=coco_datasets,
-        classes_from=classes_from,
-        cpu_fallback=cpu_fallback,
-    )
+    return kind.load(config_file, list(overrides), **options)
 
 
 class YamlRunConfig:
