@@ -1,7 +1,8 @@
 # The quickstart's recipe on the embedded shapes dataset, as LazyConfig nodes (the twin of
-# configs/quickstart/Base-Quickstart-*.yaml): 256 px images, 8 per batch, SGD with LR 0.02 after a
-# 100-iteration linear warm-up, x0.1 at 900 and 1100, 1200 iterations, on the CPU, seed 0. No
-# pretrained weights exist offline, so every layer trains, with BatchNorm.
+# configs/quickstart/Base-Quickstart-*.yaml): the one-class shapes data, 256 px images, 8 per
+# batch, SGD with LR 0.02 after a 100-iteration linear warm-up, x0.1 at 900 and 1100, 1200
+# iterations, on the CPU, seed 0. No pretrained weights exist offline, so every layer trains,
+# with BatchNorm.
 import detectron2.data.transforms as T
 from detectron2 import model_zoo
 from detectron2.config import LazyCall as L
@@ -9,7 +10,7 @@ from detectron2.solver import WarmupParamScheduler
 from fvcore.common.param_scheduler import MultiStepParamScheduler
 
 dataloader = model_zoo.get_config("common/data/coco.py").dataloader
-dataloader.train.dataset.names = "shapes_train"
+dataloader.train.dataset.names = "shapes_1class_train"
 dataloader.train.mapper.use_instance_mask = False
 dataloader.train.mapper.augmentations = [
     L(T.ResizeShortestEdge)(short_edge_length=(256,), max_size=256, sample_style="choice"),
@@ -17,7 +18,7 @@ dataloader.train.mapper.augmentations = [
 ]
 dataloader.train.total_batch_size = 8
 dataloader.train.num_workers = 1
-dataloader.test.dataset.names = "shapes_val"
+dataloader.test.dataset.names = "shapes_1class_val"
 dataloader.test.mapper.augmentations = [L(T.ResizeShortestEdge)(short_edge_length=256, max_size=256)]
 dataloader.test.num_workers = 1
 

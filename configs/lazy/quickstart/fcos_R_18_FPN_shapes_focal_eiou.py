@@ -22,7 +22,7 @@ model.backbone.top_block.in_channels = CHANNELS
 model.head.input_shape = [ShapeSpec(channels=CHANNELS)] * 5
 model.head.conv_dims = [CHANNELS, CHANNELS]
 model.head.norm = "BN"
-model.num_classes = 7
+model.num_classes = 1
 model.pixel_std = [57.375, 57.120, 58.395]
 use_box_loss(model, "focal_eiou")
 
