@@ -83,11 +83,21 @@ class TrainingCheckpointer(DetectionCheckpointer):
                 self._fall_back(path, "the file is missing")
                 continue
             try:
-                return self.load(path)
+                return self._loader().load(path)
             except (OSError, EOFError, RuntimeError) as error:
                 self._fall_back(path, error)
-        self.load(weights, checkpointables=[])
+        self._loader().load(weights, checkpointables=[])
         return None
+
+    def _loader(self):
+        """A checkpointer that loads into this one's model and checkpointables.
+
+        Each attempt gets its own: Detectron2 main's checkpointer keeps per-load state that a
+        failed load leaves behind, so a second ``load`` on the same object would be refused.
+        """
+        return DetectionCheckpointer(
+            self.model, self.save_dir, save_to_disk=False, **self.checkpointables
+        )
 
     def _fall_back(self, path, problem):
         """Set aside the unusable checkpoint ``path``; point ``last_checkpoint`` at the newest
