@@ -412,7 +412,11 @@ def parse_args(argv=None):
         "--finished-only", action="store_true", help="tabulate the runs finished so far; train none"
     )
     add_coco_dataset_argument(parser)
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
+    parser.add_argument(
+        "opts",
+        nargs=argparse.REMAINDER,
+        help="config overrides: KEY VALUE ... (YAML), key=value ... (LazyConfig)",
+    )
     args = parser.parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds repeats a seed: {args.seeds}")
@@ -423,8 +427,6 @@ def parse_args(argv=None):
     args.baseline = args.baseline or args.losses[0]
     if args.baseline not in args.losses:
         parser.error(f"--baseline {args.baseline.text} is not among --losses")
-    if len(args.opts) % 2:
-        parser.error(f"config overrides must be KEY VALUE pairs, got: {' '.join(args.opts)}")
     args.results_dir = args.results_dir or os.path.join(args.output_dir, "results")
     return args
 

@@ -71,6 +71,12 @@ def test_repeated_seeds_and_unknown_rows_are_refused(tmp_path):
         parse_args(["--config-file", CONFIG, "--losses", "eoiu"])
 
 
+def test_lazy_config_overrides_are_key_value():
+    lazy = "configs/lazy/quickstart/fcos_R_18_FPN_shapes_focal_eiou.py"
+    args = parse_args(["--config-file", lazy, "train.max_iter=3"])
+    assert args.opts == ["train.max_iter=3"]
+
+
 def test_rows_with_overrides_and_grids_name_their_runs():
     row = parse_row("smooth_l1[MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=0.25]")
     assert row.overrides == (("MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT", "0.25"),)

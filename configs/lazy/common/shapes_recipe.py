@@ -1,6 +1,6 @@
 # The quickstart's recipe on the embedded shapes dataset, as LazyConfig nodes (the twin of
 # configs/quickstart/Base-Quickstart-*.yaml): the one-class shapes data, 256 px images, 8 per
-# batch, SGD with LR 0.02 after a 100-iteration linear warm-up, x0.1 at 900 and 1100, 1200
+# batch, SGD with LR 0.02 after a 100-iteration linear warm-up, x0.1 at 700 and 830, 900
 # iterations, on the CPU, seed 0. No pretrained weights exist offline, so every layer trains,
 # with BatchNorm.
 import detectron2.data.transforms as T
@@ -25,10 +25,10 @@ dataloader.test.num_workers = 1
 optimizer = model_zoo.get_config("common/optim.py").SGD
 optimizer.lr = 0.02
 
-MAX_ITER = 1200
+MAX_ITER = 900
 lr_multiplier = L(WarmupParamScheduler)(
     scheduler=L(MultiStepParamScheduler)(
-        values=[1.0, 0.1, 0.01], milestones=[900, 1100], num_updates=MAX_ITER
+        values=[1.0, 0.1, 0.01], milestones=[700, 830], num_updates=MAX_ITER
     ),
     warmup_length=100 / MAX_ITER,
     warmup_factor=0.001,
