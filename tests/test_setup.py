@@ -37,7 +37,8 @@ def test_missing_compiled_op_raises_only_when_called():
     import detectron2.layers  # imports detectron2._C at module level: must work
     from detectron2 import _C
 
-    with pytest.raises(RuntimeError, match=r"box_iou_rotated is a compiled operator.*official build"):
+    message = r"box_iou_rotated is a compiled operator.*official build"
+    with pytest.raises(RuntimeError, match=message):
         _C.box_iou_rotated(None, None)
     with pytest.raises(AttributeError):
         _C.__wrapped__  # noqa: B018  dunder lookups stay ordinary AttributeErrors
