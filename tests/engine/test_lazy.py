@@ -21,6 +21,7 @@ from focal_eiou_d2.modeling import (
     FocalEIoURetinaNet,
 )
 from focal_eiou_d2.tools import quickstart
+from focal_eiou_d2.tools.ablate import BACKBONE_PREFIX
 
 QUICKSTART = "configs/lazy/quickstart/fcos_R_18_FPN_shapes_focal_eiou.py"
 LAZY_CONFIGS = sorted(p for p in REPO.glob("configs/lazy/**/*.py") if "common" not in p.parts)
@@ -36,6 +37,26 @@ def test_shipped_configs_build_with_focal_eiou(path):
     losses = [m for m in [model, *model.modules()] if isinstance(getattr(m, "box_loss", None),
               BoxRegressionLoss)]  # fmt: skip
     assert losses and all(m.box_loss.loss_type == "focal_eiou" for m in losses)
+
+
+def test_fcos_protocol_fine_tunes_the_shared_retinanet_backbone():
+    """The FCOS reproduction runs start from the RetinaNet pretraining's ResNet (--pretrain): every
+    ResNet entry of the FCOS model must be in that export with its shape, or it would start (and
+    stay, frozen) random with only a warning from Detectron2's loader."""
+    fcos = load_run_config(str(REPO / "configs/reproduction/fcos_R_18_FPN_shapes1.py"), [])
+    assert fcos.loss_type == "giou"
+    pretrain = load_run_config(
+        str(REPO / "configs/reproduction/pretrain_retinanet_R_18_FPN_shapes1.yaml"), []
+    )
+    exported = {
+        name: value.shape
+        for name, value in pretrain.build_model().state_dict().items()
+        if name.startswith(BACKBONE_PREFIX)
+    }
+    model = fcos.build_model()
+    resnet = {n: v.shape for n, v in model.state_dict().items() if n.startswith(BACKBONE_PREFIX)}
+    assert resnet and all(exported.get(name) == shape for name, shape in resnet.items())
+    assert not any(p.requires_grad for p in model.backbone.bottom_up.parameters())
 
 
 @pytest.mark.parametrize(
