@@ -29,7 +29,8 @@ Writes ``table.md`` / ``table.json`` to the output folder: per row and grid valu
 standard deviation over seeds of AP, AP50, AP75, AP85 and AP95, and the difference to the
 baseline row paired by seed, with its 95 % confidence interval (Student t); ``ap_vs_iou.png``;
 and ``sweep.png`` (AP against each ``--set`` value, Fig. 9's layout). ``--finished-only``
-tabulates without training.
+tabulates without training; without the pretraining's folder (a fresh clone) it takes the
+backbone digest from the result files, which must agree on one.
 """
 
 import argparse
@@ -206,6 +207,44 @@ def pretrained_backbone(args, coco_options, train_it):
     if not os.path.isfile(backbone):
         export_weights(final, backbone, BACKBONE_PREFIX)
     return backbone, file_digest(backbone)
+
+
+def recorded_backbone(results_dir, protocol, missing):
+    """The shared backbone the result files of ``protocol`` were trained from, for tabulating
+    without the pretraining (``--finished-only`` in a fresh clone, whose ``output/`` is empty).
+
+    Args:
+        results_dir (str): the folder of the result files.
+        protocol (str): the protocol digest without its backbone part.
+        missing (Exception): why the pretraining's backbone cannot be read.
+
+    Returns:
+        str: the backbone digest (16 hexadecimal digits) of every result file of ``protocol``.
+
+    Raises:
+        SystemExit: no result file of ``protocol``, or files of several backbones.
+    """
+    prefix = f"{protocol}+backbone:"
+    digests = set()
+    for name in sorted(os.listdir(results_dir)) if os.path.isdir(results_dir) else []:
+        if name.endswith(".json"):
+            with open(os.path.join(results_dir, name)) as f:
+                recorded = json.load(f).get("fingerprint", {}).get("protocol", "")
+            if recorded.startswith(prefix):
+                digests.add(recorded[len(prefix) :])
+    if len(digests) != 1:
+        found = f"backbones {', '.join(sorted(digests))}" if digests else "no result file"
+        sys.exit(
+            f"ablate: error: {missing}, and {results_dir} has {found} of this protocol; train "
+            "the pretraining (run without --finished-only) to tabulate against its backbone"
+        )
+    (digest,) = digests
+    print(
+        f"[ablate] {missing}: tabulating the result files of backbone {digest} found in "
+        f"{results_dir}",
+        flush=True,
+    )
+    return digest
 
 
 def result_record(run, saved, print_fingerprint):
@@ -449,10 +488,12 @@ def main(argv=None):
             backbone, backbone_digest = pretrained_backbone(
                 args, coco_options, train_it=not args.finished_only
             )
+            extra_opts = base.override(base.WEIGHTS_KEY, backbone)
         except OutputDirError as error:
-            sys.exit(f"ablate: error: {error}")
+            if not args.finished_only:
+                sys.exit(f"ablate: error: {error}")
+            backbone_digest = recorded_backbone(args.results_dir, protocol, error)
         protocol += f"+backbone:{backbone_digest[:16]}"
-        extra_opts = base.override(base.WEIGHTS_KEY, backbone)
     wanted = fingerprint(protocol, base.device)
     runs = plan(args.losses, args.settings, args.seeds)
     records, other = load_results(args.results_dir, wanted)

@@ -1,13 +1,16 @@
 """The ablation runner trains each (row, seed), tabulates with paired confidence intervals from
 its result files, skips finished runs, and never mixes fingerprints."""
 
+import hashlib
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
+import yaml
 from tiny_models import REPO, SMOKE_OPTS
 
 from focal_eiou_d2.config import paper_loss_weight
@@ -61,6 +64,39 @@ def test_runs_tabulates_and_resumes(tmp_path):
     assert "eiou__seed0: finished earlier, skipped" in second
     assert second.count(": training") == 2  # focal_eiou seed 1, and eiou seed 1 of other code
     assert "1 result files of another fingerprint" not in second
+
+
+@pytest.mark.slow
+def test_shared_backbone_and_tables_without_it(tmp_path):
+    pretrain = tmp_path / "pretrain.yaml"
+    settings = {"_BASE_": str(REPO / CONFIG)}
+    for key, value in zip(SMOKE_OPTS[::2], SMOKE_OPTS[1::2], strict=True):
+        *parents, name = key.split(".")
+        node = settings
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[name] = value  # yacs reads the text of each value as a Python literal
+    pretrain.write_text(yaml.safe_dump(settings))
+    options = ["--pretrain", str(pretrain)]
+    first = run_ablation(tmp_path, ["eiou"], [0], *options).stdout
+    assert "pretraining the backbone" in first and first.count(": training") == 1
+    folder = tmp_path / "ablation"
+    backbone = folder / "pretrain" / "backbone.pth"
+    digest = hashlib.sha256(backbone.read_bytes()).hexdigest()[:16]
+    record = json.loads((folder / "results" / "eiou__seed0.json").read_text())
+    assert record["fingerprint"]["protocol"].endswith(f"+backbone:{digest}")
+    run_config = (folder / "runs" / "eiou__seed0" / "config.yaml").read_text()
+    assert f"WEIGHTS: {backbone}" in run_config
+
+    shutil.rmtree(folder / "pretrain")  # a fresh clone: the result files without output/
+    table = run_ablation(tmp_path, ["eiou"], [0], *options, "--finished-only").stdout
+    assert f"result files of backbone {digest}" in table and ": training" not in table
+    assert "| EIoU | 1 |" in (folder / "table.md").read_text()
+
+    record["fingerprint"]["protocol"] = record["fingerprint"]["protocol"][:-16] + "0" * 16
+    (folder / "results" / "eiou__seed1.json").write_text(json.dumps(record))
+    mixed = run_ablation(tmp_path, ["eiou"], [0], *options, "--finished-only", check=False)
+    assert mixed.returncode == 1 and f"backbones 0000000000000000, {digest}" in mixed.stderr
 
 
 @pytest.mark.slow
