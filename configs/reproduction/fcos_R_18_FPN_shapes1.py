@@ -5,26 +5,18 @@
 # passed by the ablation runner's --pretrain), which stays frozen, as the paper's detectors all
 # start from one ImageNet ResNet-50; FPN and head train from each run's seed with the loss under
 # test. GIoU is FCOS's own box loss in Detectron2.
-from detectron2.config import LazyCall as L
-from detectron2.solver import WarmupParamScheduler
-from fvcore.common.param_scheduler import MultiStepParamScheduler
-
 from focal_eiou_d2.lazy_config import use_box_loss
 
-from ..lazy.common.shapes_recipe import dataloader, optimizer, train
+from ..lazy.common.shapes_recipe import dataloader, lr_multiplier, optimizer, train
 from ..lazy.quickstart.fcos_R_18_FPN_shapes_focal_eiou import model
 
 model.backbone.bottom_up.freeze_at = 5
 use_box_loss(model, "giou")
 
 MAX_ITER = 600
-lr_multiplier = L(WarmupParamScheduler)(
-    scheduler=L(MultiStepParamScheduler)(
-        values=[1.0, 0.1, 0.01], milestones=[450, 550], num_updates=MAX_ITER
-    ),
-    warmup_length=50 / MAX_ITER,
-    warmup_factor=0.001,
-)
+lr_multiplier.scheduler.milestones = [450, 550]
+lr_multiplier.scheduler.num_updates = MAX_ITER
+lr_multiplier.warmup_length = 50 / MAX_ITER
 train.max_iter = MAX_ITER
 train.checkpointer.period = 200
 train.output_dir = "output/reproduction/fcos_run"

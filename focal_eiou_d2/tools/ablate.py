@@ -226,12 +226,10 @@ def recorded_backbone(results_dir, protocol, missing):
     """
     prefix = f"{protocol}+backbone:"
     digests = set()
-    for name in sorted(os.listdir(results_dir)) if os.path.isdir(results_dir) else []:
-        if name.endswith(".json"):
-            with open(os.path.join(results_dir, name)) as f:
-                recorded = json.load(f).get("fingerprint", {}).get("protocol", "")
-            if recorded.startswith(prefix):
-                digests.add(recorded[len(prefix) :])
+    for record in read_results(results_dir).values():
+        recorded = record.get("fingerprint", {}).get("protocol", "")
+        if recorded.startswith(prefix):
+            digests.add(recorded[len(prefix) :])
     if len(digests) != 1:
         found = f"backbones {', '.join(sorted(digests))}" if digests else "no result file"
         sys.exit(
@@ -264,19 +262,26 @@ def result_record(run, saved, print_fingerprint):
     }
 
 
-def load_results(results_dir, wanted):
-    """The result files of ``results_dir`` whose fingerprint is ``wanted``, by run name; and the
-    names of those of another fingerprint."""
-    found, other = {}, []
+def read_results(results_dir):
+    """Every result file of ``results_dir`` (none if it does not exist), by run name."""
+    records = {}
     if os.path.isdir(results_dir):
         for name in sorted(os.listdir(results_dir)):
             if name.endswith(".json"):
                 with open(os.path.join(results_dir, name)) as f:
-                    record = json.load(f)
-                if record.get("fingerprint") == wanted:
-                    found[name[: -len(".json")]] = record
-                else:
-                    other.append(name[: -len(".json")])
+                    records[name[: -len(".json")]] = json.load(f)
+    return records
+
+
+def load_results(results_dir, wanted):
+    """The result files of ``results_dir`` whose fingerprint is ``wanted``, by run name; and the
+    names of those of another fingerprint."""
+    found, other = {}, []
+    for name, record in read_results(results_dir).items():
+        if record.get("fingerprint") == wanted:
+            found[name] = record
+        else:
+            other.append(name)
     return found, other
 
 
