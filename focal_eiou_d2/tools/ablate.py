@@ -8,10 +8,10 @@ YAML configs and LazyConfig ``.py`` files are accepted (overrides as ``KEY VALUE
 ``key=value``); the loss is set on the box-loss node the model has (found in the model, not by
 its name). Rows are losses, each optionally with its own overrides in brackets;
 ``--set KEY=V1,V2,...`` adds a grid over config values (e.g. Fig. 9's
-``--set MODEL.FOCAL_EIOU.GAMMA=0.25,0.5,1,2``), run for every row. Every (row, grid value, seed)
-trains and evaluates in its own process through the quickstart job, in
-``<output-dir>/runs/<run>``; the box-loss weight follows the paper (Sec. 5.2: 1.0 for l_n-norm
-losses, 2.5 for IoU-based losses) unless a row sets it.
+``--set MODEL.FOCAL_EIOU.GAMMA=0.25,0.5,1.0,2.0``; a float key takes values written as floats),
+run for every row. Every (row, grid value, seed) trains and evaluates in its own process through
+the quickstart job, in ``<output-dir>/runs/<run>``; the box-loss weight follows the paper
+(Sec. 5.2: 1.0 for l_n-norm losses, 2.5 for IoU-based losses) unless a row sets it.
 
 With ``--pretrain CONFIG`` every run starts from one shared backbone: the runner trains CONFIG
 once (in ``<output-dir>/pretrain``), exports its ResNet (``backbone.pth``) and passes it as the
@@ -28,9 +28,10 @@ and finished runs are not redone.
 Writes ``table.md`` / ``table.json`` to the output folder: per row and grid value the mean +- sample
 standard deviation over seeds of AP, AP50, AP75, AP85 and AP95, and the difference to the
 baseline row paired by seed, with its 95 % confidence interval (Student t); ``ap_vs_iou.png``;
-and ``sweep.png`` (AP against each ``--set`` value, Fig. 9's layout). ``--finished-only``
-tabulates without training; without the pretraining's folder (a fresh clone) it takes the
-backbone digest from the result files, which must agree on one.
+and ``sweep.png`` (AP against each ``--set`` value, Fig. 9's layout). A run whose config is that
+of a finished run (a grid value that is the default, a row that sets the paper's weight) reuses
+its result. ``--finished-only`` tabulates without training; without the pretraining's folder (a
+fresh clone) it takes the backbone digest from the result files, which must agree on one.
 """
 
 import argparse
@@ -285,6 +286,37 @@ def load_results(results_dir, wanted):
     return found, other
 
 
+def same_config_records(runs, records, digest_of):
+    """The finished records that planned runs can reuse under their own names: those of runs
+    with the same config (e.g. ``--set MODEL.FOCAL_EIOU.GAMMA=0.5`` is the ``focal_eiou`` row
+    when 0.5 is the default), so that no config is trained twice.
+
+    Args:
+        runs (list[Run]): the planned runs.
+        records (dict[str, dict]): finished result records by run name (each has ``row``,
+            ``setting`` and ``seed``).
+        digest_of (callable): a :class:`Run` -> the hash of its config, seed included.
+
+    Returns:
+        dict[str, tuple[str, dict]]: by the name of a planned run without a record of its own,
+        the name and record of a finished run with the same config.
+    """
+    missing = [run for run in runs if run.name not in records]
+    seeds = {run.seed for run in missing}
+    by_digest = {}
+    for name, record in records.items():
+        if record["seed"] in seeds:
+            setting = tuple(tuple(item) for item in record["setting"])
+            finished = Run(parse_row(record["row"]), setting, record["seed"])
+            by_digest.setdefault(digest_of(finished), (name, record))
+    found = {}
+    for run in missing:
+        match = by_digest.get(digest_of(run))
+        if match is not None:
+            found[run.name] = match
+    return found
+
+
 def summarize(runs, records, baseline):
     """Rows of the table: per (row, setting) the mean and std over seeds and the paired
     difference to ``baseline`` (same setting, same seeds).
@@ -502,6 +534,13 @@ def main(argv=None):
     wanted = fingerprint(protocol, base.device)
     runs = plan(args.losses, args.settings, args.seeds)
     records, other = load_results(args.results_dir, wanted)
+
+    def digest_of(run):
+        return load_run_config(args.config_file, [*args.opts, *run.opts(base, "unused")]).digest()
+
+    for name, (source, record) in same_config_records(runs, records, digest_of).items():
+        print(f"[ablate] {name}: the config of {source}, finished earlier", flush=True)
+        records[name] = record
     for run in runs:
         if run.name in records:
             print(f"[ablate] {run.name}: finished earlier, skipped", flush=True)

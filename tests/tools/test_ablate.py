@@ -14,6 +14,7 @@ import yaml
 from tiny_models import REPO, SMOKE_OPTS
 
 from focal_eiou_d2.config import paper_loss_weight
+from focal_eiou_d2.engine import load_run_config
 from focal_eiou_d2.evaluation.statistics import paired_difference, student_t_quantile
 from focal_eiou_d2.tools.ablate import (
     Row,
@@ -22,6 +23,7 @@ from focal_eiou_d2.tools.ablate import (
     parse_row,
     plan,
     plot_sweep,
+    same_config_records,
     summarize,
 )
 
@@ -64,6 +66,12 @@ def test_runs_tabulates_and_resumes(tmp_path):
     assert "eiou__seed0: finished earlier, skipped" in second
     assert second.count(": training") == 2  # focal_eiou seed 1, and eiou seed 1 of other code
     assert "1 result files of another fingerprint" not in second
+
+    # GAMMA=0.5 is the default: the focal_eiou runs' config, not trained again
+    grid = ("--set", "MODEL.FOCAL_EIOU.GAMMA=0.5")
+    default = run_ablation(tmp_path, ["focal_eiou"], [0, 1], *grid).stdout
+    assert "GAMMA=0.5__seed1: the config of focal_eiou__seed1" in default
+    assert ": training" not in default
 
 
 @pytest.mark.slow
@@ -124,6 +132,27 @@ def test_rows_with_overrides_and_grids_name_their_runs():
         "smooth_l1_MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=0.25___MODEL.FOCAL_EIOU.GAMMA=0.5__seed3",
         "smooth_l1_MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=0.25___MODEL.FOCAL_EIOU.GAMMA=1__seed3",
     ]
+
+
+def test_runs_of_a_finished_config_reuse_its_result():
+    base = load_run_config(CONFIG)
+
+    def digest_of(run):
+        return load_run_config(CONFIG, run.opts(base, "unused")).digest()
+
+    finished = {"focal_eiou__seed0": {"row": "focal_eiou", "setting": [], "seed": 0}}
+    runs = plan([Row("focal_eiou")], [("MODEL.FOCAL_EIOU.GAMMA", ("0.5", "1.0"))], [0, 1])
+    reused = same_config_records(runs, finished, digest_of)
+    assert reused == {  # 0.5 is the default; seed 1 and gamma 1.0 are other configs
+        "focal_eiou__MODEL.FOCAL_EIOU.GAMMA=0.5__seed0": (
+            "focal_eiou__seed0",
+            finished["focal_eiou__seed0"],
+        )
+    }
+    weighted = parse_row("focal_eiou[MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=2.5]")  # the paper's
+    halved = parse_row("focal_eiou[MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=1.25]")
+    reused = same_config_records(plan([weighted, halved], [], [0]), finished, digest_of)
+    assert list(reused) == [f"{weighted.text}__seed0".replace("[", "_").replace("]", "_")]
 
 
 def test_student_t_quantiles_match_the_tables():
