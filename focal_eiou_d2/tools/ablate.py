@@ -30,8 +30,9 @@ standard deviation over seeds of AP, AP50, AP75, AP85 and AP95, and the differen
 baseline row paired by seed, with its 95 % confidence interval (Student t); ``ap_vs_iou.png``;
 and ``sweep.png`` (AP against each ``--set`` value, Fig. 9's layout). A run whose config is that
 of a finished run (a grid value that is the default, a row that sets the paper's weight) reuses
-its result. ``--finished-only`` tabulates without training; without the pretraining's folder (a
-fresh clone) it takes the backbone digest from the result files, which must agree on one.
+its result. ``--finished-only`` tabulates without training, also while another ablation trains
+into the same results folder; without the pretraining's folder (a fresh clone) it takes the
+backbone digest from the result files, which must agree on one.
 """
 
 import argparse
@@ -514,7 +515,8 @@ def main(argv=None):
         for run in plan(args.losses, args.settings, args.seeds[:1]):
             load_run_config(args.config_file, [*args.opts, *run.opts(base, "unused")])  # checks
         lock_output_dir(args.output_dir)
-        lock_output_dir(args.results_dir)
+        if not args.finished_only:  # tabulating reads result files while other runs add some
+            lock_output_dir(args.results_dir)
     except (OutputDirError, DatasetError, FileNotFoundError, KeyError, ValueError) as error:
         sys.exit(f"ablate: error: {error}")
     coco_options = [item for d in args.coco_datasets for item in

@@ -1,6 +1,7 @@
 """The ablation runner trains each (row, seed), tabulates with paired confidence intervals from
 its result files, skips finished runs, and never mixes fingerprints."""
 
+import fcntl
 import hashlib
 import json
 import math
@@ -15,7 +16,9 @@ from tiny_models import REPO, SMOKE_OPTS
 
 from focal_eiou_d2.config import paper_loss_weight
 from focal_eiou_d2.engine import load_run_config
+from focal_eiou_d2.engine.run_dir import LOCK
 from focal_eiou_d2.evaluation.statistics import paired_difference, student_t_quantile
+from focal_eiou_d2.tools import ablate
 from focal_eiou_d2.tools.ablate import (
     Row,
     format_markdown,
@@ -153,6 +156,18 @@ def test_runs_of_a_finished_config_reuse_its_result():
     halved = parse_row("focal_eiou[MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=1.25]")
     reused = same_config_records(plan([weighted, halved], [], [0]), finished, digest_of)
     assert list(reused) == [f"{weighted.text}__seed0".replace("[", "_").replace("]", "_")]
+
+
+def test_tables_while_another_ablation_writes_the_results(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    with open(results / LOCK, "w") as held:  # an ablation training into the folder
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        options = ["--config-file", CONFIG, "--results-dir", str(results), "--finished-only"]
+        with pytest.raises(SystemExit, match="no finished run to tabulate"):
+            ablate.main([*options, "--output-dir", str(tmp_path / "tables")])
+        with pytest.raises(SystemExit, match="is in use by"):  # training needs the folder
+            ablate.main(options[:-1] + ["--output-dir", str(tmp_path / "runs")])
 
 
 def test_student_t_quantiles_match_the_tables():
