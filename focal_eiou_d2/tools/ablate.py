@@ -27,8 +27,9 @@ and finished runs are not redone.
 
 Writes ``table.md`` / ``table.json`` to the output folder: per row and grid value the mean +- sample
 standard deviation over seeds of AP, AP50, AP75, AP85 and AP95, and the difference to the
-baseline row paired by seed, with its 95 % confidence interval (Student t); ``ap_vs_iou.png``;
-and ``sweep.png`` (AP against each ``--set`` value, Fig. 9's layout). A run whose config is that
+baseline row paired by seed, with its 95 % confidence interval (Student t); ``ap_vs_iou.png`` (AP
+and its paired difference to the baseline at each IoU threshold); and ``sweep.png`` (AP against
+each ``--set`` value, Fig. 9's layout). A run whose config is that
 of a finished run (a grid value that is the default, a row that sets the paper's weight) reuses
 its result. ``--finished-only`` tabulates without training, also while another ablation trains
 into the same results folder; without the pretraining's folder (a fresh clone) it takes the
@@ -329,8 +330,9 @@ def summarize(runs, records, baseline):
 
     Returns:
         list[dict]: one entry per (row, setting) with ``label``, ``row``, ``setting``, ``seeds``,
-        per metric ``[mean, std]``, ``delta`` per metric ``[mean, half_width, pairs]``, and
-        ``ap_per_iou`` ``[[mean, std], ...]``.
+        per metric ``[mean, std]``, ``delta`` per metric ``[mean, half_width, pairs]``,
+        ``ap_per_iou`` ``[[mean, std], ...]`` and ``delta_per_iou`` ``[[mean, half_width,
+        pairs], ...]`` (per IoU threshold).
     """
     groups = {}
     for run in runs:
@@ -360,6 +362,15 @@ def summarize(runs, records, baseline):
             )
             for metric in METRICS
         }
+        entry["delta_per_iou"] = [
+            list(
+                paired_difference(
+                    [by_seed[s]["ap_per_iou"][i] for s in seeds],
+                    [reference[s]["ap_per_iou"][i] for s in seeds],
+                )
+            )
+            for i in range(len(IOU_THRESHOLDS))
+        ]
         summary.append(entry)
     return summary
 
@@ -400,18 +411,31 @@ def format_delta(delta):
     return f"**{text}**" if abs(mean) > half_width else text
 
 
-def plot_ap_vs_iou(summary, path):
-    """Mean AP at each IoU threshold, one curve per (row, setting), with +-std error bars."""
-    figure = Figure(figsize=(6, 4.5), dpi=120)
-    axes = figure.subplots()
+def plot_ap_vs_iou(summary, baseline_label, path):
+    """Left: mean AP at each IoU threshold, one curve per (row, setting), with +-std error bars.
+    Right: each row's AP minus the baseline's, paired by seed, with its 95 % confidence interval
+    (where the curves of the left panel are too close to tell apart)."""
+    figure = Figure(figsize=(12, 4.5), dpi=120)
+    absolute, relative = figure.subplots(1, 2)
     for entry in summary:
-        means, stds = zip(*entry["ap_per_iou"], strict=True)
         label = entry["label"] + "".join(f", {v}" for _, v in entry["setting"])
-        axes.errorbar(IOU_THRESHOLDS, means, yerr=stds, marker="o", capsize=3, label=label)
-    axes.set_xlabel("IoU threshold")
-    axes.set_ylabel("AP (%)")
-    axes.grid(alpha=0.3)
-    axes.legend(loc="lower left", fontsize="small")
+        means, stds = zip(*entry["ap_per_iou"], strict=True)
+        absolute.errorbar(IOU_THRESHOLDS, means, yerr=stds, marker="o", capsize=3, label=label)
+        deltas, half_widths, pairs = zip(*entry["delta_per_iou"], strict=True)
+        if entry["baseline"] or min(pairs) < 2:
+            relative.plot([], [])  # keeps each row's colour in both panels
+            continue
+        relative.errorbar(
+            IOU_THRESHOLDS, deltas, yerr=half_widths, marker="o", capsize=3, label=label
+        )
+    relative.axhline(0, color="black", linewidth=0.8)
+    for axes, ylabel in ((absolute, "AP (%)"), (relative, f"AP - AP of {baseline_label} (%)")):
+        axes.set_xlabel("IoU threshold")
+        axes.set_ylabel(ylabel)
+        axes.grid(alpha=0.3)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(loc="lower left", fontsize="small")
+    relative.set_title("paired by seed, 95 % confidence interval", fontsize="medium")
     figure.tight_layout()
     figure.savefig(path)
 
@@ -444,7 +468,7 @@ def write_outputs(summary, settings, meta, output_dir, baseline_label):
         f.write(table + "\n")
     with open(os.path.join(output_dir, "table.json"), "w") as f:
         json.dump({**meta, "rows": summary}, f, indent=2)
-    plot_ap_vs_iou(summary, os.path.join(output_dir, "ap_vs_iou.png"))
+    plot_ap_vs_iou(summary, baseline_label, os.path.join(output_dir, "ap_vs_iou.png"))
     if settings:
         plot_sweep(summary, settings, os.path.join(output_dir, "sweep.png"))
     return table

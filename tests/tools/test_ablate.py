@@ -25,6 +25,7 @@ from focal_eiou_d2.tools.ablate import (
     parse_args,
     parse_row,
     plan,
+    plot_ap_vs_iou,
     plot_sweep,
     same_config_records,
     summarize,
@@ -192,7 +193,7 @@ def records(values_by_row):
     return found
 
 
-def test_summary_pairs_by_seed():
+def test_summary_pairs_by_seed(tmp_path):
     runs = plan([Row("smooth_l1"), Row("eiou")], [], [0, 1, 2])
     summary = summarize(
         runs, records({"smooth_l1": [30, 31, 35], "eiou": [31, 33, 38]}), Row("smooth_l1")
@@ -200,8 +201,11 @@ def test_summary_pairs_by_seed():
     eiou = next(entry for entry in summary if entry["row"] == "eiou")
     assert eiou["AP"] == [34.0, pytest.approx(math.sqrt(13))]
     assert eiou["delta"]["AP"][:2] == [2.0, pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)]
+    assert eiou["delta_per_iou"][9] == eiou["delta"]["AP"]  # every threshold's AP is AP here
     table = format_markdown(summary, "Smooth L1")
     assert "| EIoU | 3 | 34.00 ± 3.61 |" in table and "+2.00 ± 2.48" in table
+    plot_ap_vs_iou(summary, "Smooth L1", str(tmp_path / "ap_vs_iou.png"))
+    assert (tmp_path / "ap_vs_iou.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_sweep_plot(tmp_path):
