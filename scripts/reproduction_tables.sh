@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Rebuild the committed tables and plots of the protocol (docs/reproduction.md) from the committed
+# result files, without training: reproduction/tables/<table>.md (the command, then the table),
+# <table>_ap_vs_iou.png and, for Fig. 9's sweeps, <table>_sweep.png.
+#
+#   scripts/reproduction_tables.sh        (or: make tables)
+#
+# Each table is `python -m focal_eiou_d2.tools.ablate ... --finished-only`: runs that have not
+# finished are left out (their seeds appear in the table's "seeds" column). To train what is
+# missing, run the same command without --finished-only (docs/reproduction.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+
+retinanet=(--config-file configs/reproduction/retinanet_R_18_FPN_shapes1.yaml
+  --pretrain configs/reproduction/pretrain_retinanet_R_18_FPN_shapes1.yaml
+  --results-dir reproduction/results/retinanet_shapes1)
+fcos=(--config-file configs/reproduction/fcos_R_18_FPN_shapes1.py
+  --pretrain configs/reproduction/pretrain_retinanet_R_18_FPN_shapes1.yaml
+  --results-dir reproduction/results/fcos_shapes1)
+seeds=(--seeds 0 1 2 3 4)
+control="smooth_l1[MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=0.25]"
+gamma=MODEL.FOCAL_EIOU.GAMMA
+
+tabulate() { # folder, then the ablate arguments
+  local folder=$1
+  shift
+  "$PY" -m focal_eiou_d2.tools.ablate "$@" --output-dir "$folder" --finished-only \
+    > "$folder.log" 2>&1 || { cat "$folder.log"; exit 1; }
+}
+
+table() { # name, then the ablate arguments: the table and its ap_vs_iou plot
+  local name=$1 folder=output/reproduction/tables/$1
+  shift
+  echo "[tables] $name"
+  tabulate "$folder" "$@"
+  local words=() arg
+  for arg in "$@"; do [[ $arg == *"["* ]] && words+=("\"$arg\"") || words+=("$arg"); done
+  {
+    echo "Command: \`python -m focal_eiou_d2.tools.ablate ${words[*]} --output-dir $folder\`"
+    echo
+    cat "$folder/table.md"
+  } > "reproduction/tables/$name.md"
+  cp "$folder/ap_vs_iou.png" "reproduction/tables/${name}_ap_vs_iou.png"
+}
+
+sweep() { # name, then the ablate arguments with --set: the sweep plot only
+  local name=$1 folder=output/reproduction/tables/$1_sweep
+  shift
+  echo "[tables] $name (sweep)"
+  tabulate "$folder" "$@"
+  cp "$folder/sweep.png" "reproduction/tables/${name}_sweep.png"
+}
+
+mkdir -p output/reproduction/tables
+table retinanet_shapes1 "${retinanet[@]}" "${seeds[@]}" \
+  --losses smooth_l1 eiou focal_eiou "$control"
+table retinanet_shapes1_vs_eiou "${retinanet[@]}" "${seeds[@]}" --losses eiou focal_eiou
+table retinanet_shapes1_table1 "${retinanet[@]}" "${seeds[@]}" \
+  --losses smooth_l1 iou giou ciou focal_l1 eiou focal_eiou_v1 focal_eiou
+table retinanet_shapes1_table2 "${retinanet[@]}" "${seeds[@]}" \
+  --losses smooth_l1 balanced_l1 focal_l1
+# Fig. 9 (gamma of Focal-EIoU): the rows give the differences to the default gamma 0.5 ...
+table retinanet_shapes1_gamma "${retinanet[@]}" "${seeds[@]}" --baseline focal_eiou \
+  --losses "focal_eiou[$gamma=0.25]" focal_eiou "focal_eiou[$gamma=1.0]" "focal_eiou[$gamma=2.0]"
+# ... the grid, the same runs, gives Fig. 9's plot (AP against gamma)
+sweep retinanet_shapes1_gamma "${retinanet[@]}" "${seeds[@]}" \
+  --losses focal_eiou --set "$gamma=0.25,0.5,1.0,2.0"
+table fcos_shapes1 "${fcos[@]}" "${seeds[@]}" --losses giou eiou focal_eiou
