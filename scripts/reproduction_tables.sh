@@ -1,35 +1,40 @@
 #!/usr/bin/env bash
-# Rebuild the committed tables and plots of the protocol (docs/reproduction.md) from the committed
-# result files, without training: reproduction/tables/<table>.md (the command, then the table),
-# <table>_ap_vs_iou.png and, for Fig. 9's sweeps, <table>_sweep.png.
+# Rebuild the tables and plots of the protocol (docs/reproduction.md) from its result files,
+# without training: reproduction/tables/<table>.md (the command, then the table),
+# <table>_ap_vs_iou.png and, for Fig. 9's sweeps, <table>_sweep.png. Run it after adding result
+# files: tests/tools/test_reproduction_tables.py checks that the tables match the committed ones.
 #
 #   scripts/reproduction_tables.sh        (or: make tables)
 #
-# Each table is `python -m focal_eiou_d2.tools.ablate ... --finished-only`: runs that have not
-# finished are left out (their seeds appear in the table's "seeds" column). To train what is
-# missing, run the same command without --finished-only (docs/reproduction.md).
+# Each table is its command plus --finished-only (into output/reproduction/tables/): runs that
+# have not finished are left out (the table's "seeds" column counts those it has). The command
+# itself trains what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 
+# The protocol's commands (docs/reproduction.md): without --finished-only they train what is missing.
 retinanet=(--config-file configs/reproduction/retinanet_R_18_FPN_shapes1.yaml
   --pretrain configs/reproduction/pretrain_retinanet_R_18_FPN_shapes1.yaml
+  --output-dir output/reproduction/retinanet_shapes1
   --results-dir reproduction/results/retinanet_shapes1)
 fcos=(--config-file configs/reproduction/fcos_R_18_FPN_shapes1.py
   --pretrain configs/reproduction/pretrain_retinanet_R_18_FPN_shapes1.yaml
+  --output-dir output/reproduction/fcos_shapes1
   --results-dir reproduction/results/fcos_shapes1)
 seeds=(--seeds 0 1 2 3 4)
 control="smooth_l1[MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=0.25]"
 gamma=MODEL.FOCAL_EIOU.GAMMA
 
-tabulate() { # folder, then the ablate arguments
+tabulate() { # folder, then the protocol's command: its tables, into folder (the last
+  # --output-dir counts), from the result files, without training
   local folder=$1
   shift
   "$PY" -m focal_eiou_d2.tools.ablate "$@" --output-dir "$folder" --finished-only \
     > "$folder.log" 2>&1 || { cat "$folder.log"; exit 1; }
 }
 
-table() { # name, then the ablate arguments: the table and its ap_vs_iou plot
+table() { # name, then the protocol's command: the table (after the command) and its plot
   local name=$1 folder=output/reproduction/tables/$1
   shift
   echo "[tables] $name"
@@ -37,14 +42,14 @@ table() { # name, then the ablate arguments: the table and its ap_vs_iou plot
   local words=() arg
   for arg in "$@"; do [[ $arg == *"["* ]] && words+=("\"$arg\"") || words+=("$arg"); done
   {
-    echo "Command: \`python -m focal_eiou_d2.tools.ablate ${words[*]} --output-dir $folder\`"
+    echo "Command: \`python -m focal_eiou_d2.tools.ablate ${words[*]}\`"
     echo
     cat "$folder/table.md"
   } > "reproduction/tables/$name.md"
   cp "$folder/ap_vs_iou.png" "reproduction/tables/${name}_ap_vs_iou.png"
 }
 
-sweep() { # name, then the ablate arguments with --set: the sweep plot only
+sweep() { # name, then the protocol's command with --set: the sweep plot only
   local name=$1 folder=output/reproduction/tables/$1_sweep
   shift
   echo "[tables] $name (sweep)"

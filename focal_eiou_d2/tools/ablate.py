@@ -29,11 +29,12 @@ Writes ``table.md`` / ``table.json`` to the output folder: per row and grid valu
 standard deviation over seeds of AP, AP50, AP75, AP85 and AP95, and the difference to the
 baseline row paired by seed, with its 95 % confidence interval (Student t); ``ap_vs_iou.png`` (AP
 and its paired difference to the baseline at each IoU threshold); and ``sweep.png`` (AP against
-each ``--set`` value, Fig. 9's layout). A run whose config is that
-of a finished run (a grid value that is the default, a row that sets the paper's weight) reuses
-its result. ``--finished-only`` tabulates without training, also while another ablation trains
-into the same results folder; without the pretraining's folder (a fresh clone) it takes the
-backbone digest from the result files, which must agree on one.
+each ``--set`` value, Fig. 9's layout). A run whose config is that of a finished run (a grid
+value that is the default, a row that sets the paper's weight) reuses its result.
+``--finished-only`` tabulates without training (into another ``--output-dir``, also while an
+ablation trains into the same results folder), on any machine: without the pretraining's folder
+(a fresh clone) it takes the backbone digest from the result files, and the fingerprint too
+where they have another machine's or code's (one, never mixed).
 """
 
 import argparse
@@ -161,6 +162,11 @@ def plan(rows, settings, seeds):
     return [Run(row, setting, seed) for seed in seeds for row in rows for setting in grid]
 
 
+def run_config(args, base, run):
+    """The config ``run`` trains with (without its output folder)."""
+    return load_run_config(args.config_file, [*args.opts, *run.opts(base, "unused")])
+
+
 def protocol_digest(args):
     """A hash of the config every run starts from, without the seed and the output folder."""
     base = load_run_config(args.config_file, args.opts)
@@ -248,6 +254,37 @@ def recorded_backbone(results_dir, protocol, missing):
     return digest
 
 
+def tabulated_fingerprint(results_dir, wanted):
+    """The fingerprint whose result files ``--finished-only`` tabulates: this machine's when it
+    has result files of the protocol, else the only one they have (results trained with other
+    code, torch or hardware are still one consistent table; they are never mixed).
+
+    Args:
+        results_dir (str): the folder of the result files.
+        wanted (dict): this machine's fingerprint of the protocol.
+
+    Raises:
+        SystemExit: the protocol's result files have several fingerprints, none of them this
+            machine's.
+    """
+    found = {
+        json.dumps(record["fingerprint"], sort_keys=True)
+        for record in read_results(results_dir).values()
+        if record.get("fingerprint", {}).get("protocol") == wanted["protocol"]
+    }
+    if not found or json.dumps(wanted, sort_keys=True) in found:
+        return wanted
+    if len(found) > 1:
+        sys.exit(
+            f"ablate: error: {results_dir} has result files of this protocol under "
+            f"{len(found)} fingerprints, none of them this machine's ({wanted}): tabulate them "
+            "on the machine and code that trained them"
+        )
+    (recorded,) = found
+    print(f"[ablate] tabulating the result files of another machine or code: {recorded}")
+    return json.loads(recorded)
+
+
 def result_record(run, saved, print_fingerprint):
     """The small result file of a finished run."""
     ap_per_iou = dict(zip(IOU_THRESHOLDS, saved["ap_per_iou"], strict=True))
@@ -288,34 +325,31 @@ def load_results(results_dir, wanted):
     return found, other
 
 
-def same_config_records(runs, records, digest_of):
-    """The finished records that planned runs can reuse under their own names: those of runs
-    with the same config (e.g. ``--set MODEL.FOCAL_EIOU.GAMMA=0.5`` is the ``focal_eiou`` row
-    when 0.5 is the default), so that no config is trained twice.
+def finished_configs(records, losses, digest_of):
+    """The finished runs by the hash of their config, so that a planned run with the config of a
+    finished one (e.g. ``--set MODEL.FOCAL_EIOU.GAMMA=0.5`` and the ``focal_eiou`` row, when 0.5
+    is the default) reuses its result instead of training again.
 
     Args:
-        runs (list[Run]): the planned runs.
         records (dict[str, dict]): finished result records by run name (each has ``row``,
             ``setting`` and ``seed``).
+        losses (set[str]): the planned rows' losses (records of other losses cannot match).
         digest_of (callable): a :class:`Run` -> the hash of its config, seed included.
 
     Returns:
-        dict[str, tuple[str, dict]]: by the name of a planned run without a record of its own,
-        the name and record of a finished run with the same config.
+        dict[str, tuple[str, dict]]: by config hash, the name and record of a finished run.
+        Records this runner can no longer read as a run are left out, with one line each.
     """
-    missing = [run for run in runs if run.name not in records]
-    seeds = {run.seed for run in missing}
-    by_digest = {}
+    found = {}
     for name, record in records.items():
-        if record["seed"] in seeds:
+        if record["row"].split("[")[0] not in losses:
+            continue
+        try:
             setting = tuple(tuple(item) for item in record["setting"])
             finished = Run(parse_row(record["row"]), setting, record["seed"])
-            by_digest.setdefault(digest_of(finished), (name, record))
-    found = {}
-    for run in missing:
-        match = by_digest.get(digest_of(run))
-        if match is not None:
-            found[run.name] = match
+            found.setdefault(digest_of(finished), (name, record))
+        except (argparse.ArgumentTypeError, AssertionError, KeyError, ValueError) as error:
+            print(f"[ablate] {name}: not a run of this config ({error}), not reused", flush=True)
     return found
 
 
@@ -413,8 +447,9 @@ def format_delta(delta):
 
 def plot_ap_vs_iou(summary, baseline_label, path):
     """Left: mean AP at each IoU threshold, one curve per (row, setting), with +-std error bars.
-    Right: each row's AP minus the baseline's, paired by seed, with its 95 % confidence interval
-    (where the curves of the left panel are too close to tell apart)."""
+    Right: AP minus the baseline's, paired by seed, with its 95 % confidence interval, for each
+    row with at least 2 seeds paired (where the left panel's curves are too close to tell
+    apart)."""
     figure = Figure(figsize=(12, 4.5), dpi=120)
     absolute, relative = figure.subplots(1, 2)
     for entry in summary:
@@ -537,11 +572,19 @@ def main(argv=None):
     try:
         base = load_run_config(args.config_file, args.opts, coco_datasets=args.coco_datasets)
         for run in plan(args.losses, args.settings, args.seeds[:1]):
-            load_run_config(args.config_file, [*args.opts, *run.opts(base, "unused")])  # checks
+            run_config(args, base, run)  # checks the rows' and grid's values
         lock_output_dir(args.output_dir)
         if not args.finished_only:  # tabulating reads result files while other runs add some
             lock_output_dir(args.results_dir)
-    except (OutputDirError, DatasetError, FileNotFoundError, KeyError, ValueError) as error:
+    # (yacs asserts that an overridden key exists: AssertionError "Non-existent key")
+    except (
+        OutputDirError,
+        DatasetError,
+        FileNotFoundError,
+        KeyError,
+        ValueError,
+        AssertionError,
+    ) as error:
         sys.exit(f"ablate: error: {error}")
     coco_options = [item for d in args.coco_datasets for item in
                     ("--coco-dataset", d.name, d.json_file, d.image_root)]  # fmt: skip
@@ -558,18 +601,23 @@ def main(argv=None):
             backbone_digest = recorded_backbone(args.results_dir, protocol, error)
         protocol += f"+backbone:{backbone_digest[:16]}"
     wanted = fingerprint(protocol, base.device)
+    if args.finished_only:
+        wanted = tabulated_fingerprint(args.results_dir, wanted)
     runs = plan(args.losses, args.settings, args.seeds)
     records, other = load_results(args.results_dir, wanted)
 
     def digest_of(run):
-        return load_run_config(args.config_file, [*args.opts, *run.opts(base, "unused")]).digest()
+        return run_config(args, base, run).digest()
 
-    for name, (source, record) in same_config_records(runs, records, digest_of).items():
-        print(f"[ablate] {name}: the config of {source}, finished earlier", flush=True)
-        records[name] = record
+    finished = finished_configs(records, {row.loss for row in args.losses}, digest_of)
     for run in runs:
         if run.name in records:
             print(f"[ablate] {run.name}: finished earlier, skipped", flush=True)
+            continue
+        digest = digest_of(run)
+        if digest in finished:
+            source, records[run.name] = finished[digest]
+            print(f"[ablate] {run.name}: the config of {source}, finished earlier", flush=True)
         elif args.finished_only:
             print(f"[ablate] {run.name}: not finished, left out", flush=True)
         else:
@@ -579,7 +627,7 @@ def main(argv=None):
             with open(partial, "w") as f:
                 json.dump(record, f, indent=1, sort_keys=True)
             os.replace(partial, os.path.join(args.results_dir, run.name + ".json"))
-            records[run.name] = record
+            records[run.name], finished[digest] = record, (run.name, record)
     other = [name for name in other if name not in records]
     if other:
         print(

@@ -21,14 +21,15 @@ from focal_eiou_d2.evaluation.statistics import paired_difference, student_t_qua
 from focal_eiou_d2.tools import ablate
 from focal_eiou_d2.tools.ablate import (
     Row,
+    finished_configs,
     format_markdown,
     parse_args,
     parse_row,
     plan,
     plot_ap_vs_iou,
     plot_sweep,
-    same_config_records,
     summarize,
+    tabulated_fingerprint,
 )
 
 CONFIG = "configs/quickstart/retinanet_R_18_FPN_shapes.yaml"
@@ -76,6 +77,11 @@ def test_runs_tabulates_and_resumes(tmp_path):
     default = run_ablation(tmp_path, ["focal_eiou"], [0, 1], *grid).stdout
     assert "GAMMA=0.5__seed1: the config of focal_eiou__seed1" in default
     assert ": training" not in default
+    twice = ["focal_eiou", "focal_eiou[MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=2.5]"]  # one config
+    third = run_ablation(tmp_path, twice, [2]).stdout
+    assert (
+        third.count(": training") == 1 and "2.5___seed2: the config of focal_eiou__seed2" in third
+    )
 
 
 @pytest.mark.slow
@@ -144,19 +150,48 @@ def test_runs_of_a_finished_config_reuse_its_result():
     def digest_of(run):
         return load_run_config(CONFIG, run.opts(base, "unused")).digest()
 
-    finished = {"focal_eiou__seed0": {"row": "focal_eiou", "setting": [], "seed": 0}}
-    runs = plan([Row("focal_eiou")], [("MODEL.FOCAL_EIOU.GAMMA", ("0.5", "1.0"))], [0, 1])
-    reused = same_config_records(runs, finished, digest_of)
-    assert reused == {  # 0.5 is the default; seed 1 and gamma 1.0 are other configs
-        "focal_eiou__MODEL.FOCAL_EIOU.GAMMA=0.5__seed0": (
-            "focal_eiou__seed0",
-            finished["focal_eiou__seed0"],
-        )
+    finished = {
+        "focal_eiou__seed0": {"row": "focal_eiou", "setting": [], "seed": 0},
+        "eiou__seed0": {"row": "eiou", "setting": [], "seed": 0},
+        "gone__seed0": {"row": "focal_eiou[NO_SUCH.KEY=1]", "setting": [], "seed": 0},
     }
+    by_config = finished_configs(finished, {"focal_eiou"}, digest_of)  # the bad record: a line
+    assert list(by_config.values()) == [("focal_eiou__seed0", finished["focal_eiou__seed0"])]
+    runs = plan([Row("focal_eiou")], [("MODEL.FOCAL_EIOU.GAMMA", ("0.5", "1.0"))], [0, 1])
+    # 0.5 is the default; seed 1 and gamma 1.0 are other configs
+    assert [digest_of(run) in by_config for run in runs] == [True, False, False, False]
     weighted = parse_row("focal_eiou[MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=2.5]")  # the paper's
     halved = parse_row("focal_eiou[MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=1.25]")
-    reused = same_config_records(plan([weighted, halved], [], [0]), finished, digest_of)
-    assert list(reused) == [f"{weighted.text}__seed0".replace("[", "_").replace("]", "_")]
+    assert [digest_of(run) in by_config for run in plan([weighted, halved], [], [0])] == [
+        True,
+        False,
+    ]
+
+
+def test_a_key_the_config_lacks_is_an_error_before_any_work(tmp_path):
+    options = ["--config-file", CONFIG, "--output-dir", str(tmp_path)]
+    with pytest.raises(SystemExit, match="ablate: error: Non-existent key: NO_SUCH.KEY"):
+        ablate.main([*options, "--set", "NO_SUCH.KEY=1,2"])
+    assert not list(tmp_path.iterdir())
+
+
+def write_record(folder, name, fingerprint):
+    (folder / f"{name}.json").write_text(json.dumps({"fingerprint": fingerprint}))
+
+
+def test_tables_of_another_machine_under_their_own_fingerprint(tmp_path, capsys):
+    here = {"code": "c", "protocol": "p", "torch": "2.14", "device": "cpu (2 threads)"}
+    elsewhere = {**here, "torch": "2.9", "device": "cuda (H200)"}
+    assert tabulated_fingerprint(str(tmp_path), here) == here  # nothing there: this machine's
+    write_record(tmp_path, "other_protocol", {**elsewhere, "protocol": "q"})
+    write_record(tmp_path, "a", elsewhere)
+    assert tabulated_fingerprint(str(tmp_path), here) == elsewhere
+    write_record(tmp_path, "b", here)
+    assert tabulated_fingerprint(str(tmp_path), here) == here  # this machine's comes first
+    (tmp_path / "b.json").unlink()
+    write_record(tmp_path, "c", {**elsewhere, "code": "d"})
+    with pytest.raises(SystemExit, match="under 2 fingerprints"):
+        tabulated_fingerprint(str(tmp_path), here)
 
 
 def test_tables_while_another_ablation_writes_the_results(tmp_path):
