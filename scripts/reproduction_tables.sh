@@ -60,11 +60,18 @@ sweep() { # name, then the protocol's command with --set: the sweep plot only
 mkdir -p output/reproduction/tables
 table retinanet_shapes1 "${retinanet[@]}" "${seeds[@]}" \
   --losses smooth_l1 eiou focal_eiou "$control"
-table retinanet_shapes1_vs_eiou "${retinanet[@]}" "${seeds[@]}" --losses eiou focal_eiou
+# Table 1 against smooth L1, then against EIoU (the paper's orderings among the IoU losses)
 table retinanet_shapes1_table1 "${retinanet[@]}" "${seeds[@]}" \
   --losses smooth_l1 iou giou ciou focal_l1 eiou focal_eiou_v1 focal_eiou
+table retinanet_shapes1_table1_vs_eiou "${retinanet[@]}" "${seeds[@]}" \
+  --losses eiou iou giou ciou focal_eiou_v1 focal_eiou
+table retinanet_shapes1_focal_eiou_vs_v1 "${retinanet[@]}" "${seeds[@]}" \
+  --losses focal_eiou_v1 focal_eiou
+# Table 2 against smooth L1, then FocalL1 against BalancedL1
 table retinanet_shapes1_table2 "${retinanet[@]}" "${seeds[@]}" \
   --losses smooth_l1 balanced_l1 focal_l1
+table retinanet_shapes1_table2_vs_balanced_l1 "${retinanet[@]}" "${seeds[@]}" \
+  --losses balanced_l1 focal_l1
 # Fig. 9 (gamma of Focal-EIoU): the rows give the differences to the default gamma 0.5 ...
 table retinanet_shapes1_gamma "${retinanet[@]}" "${seeds[@]}" --baseline focal_eiou \
   --losses "focal_eiou[$gamma=0.25]" focal_eiou "focal_eiou[$gamma=1.0]" "focal_eiou[$gamma=2.0]"
