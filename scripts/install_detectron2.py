@@ -13,8 +13,8 @@ Run with the interpreter of the target environment::
   (``scripts/constraints-pure-detectron2.txt``). The sources are the registry's source distribution
   ``pb1-detectron2==0.6`` (the official v0.6 Python sources without ``layers/csrc``), or, with
   ``--source``, a snapshot such as the one of Detectron2's git main that the tests run against
-  (``scripts/test_detectron2_main.sh``): a ``.tar.gz`` holding one folder with ``detectron2/`` in it,
-  or such a folder.
+  (``scripts/test_detectron2_main.sh``): a ``.tar.gz`` holding one folder with ``detectron2/`` in
+  it, or such a folder.
 """
 
 import argparse
@@ -126,7 +126,9 @@ def unpack_snapshot(snapshot, workdir):
             copy = Path(workdir) / "pure-source"
             shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("*.egg-info", "build"))
             return copy
-    raise SystemExit(f"{snapshot} holds no detectron2/__init__.py (nor does a folder directly in it)")
+    raise SystemExit(
+        f"{snapshot} holds no detectron2/__init__.py (nor does a folder directly in it)"
+    )
 
 
 def make_pure_python(source):
