@@ -16,7 +16,9 @@ the quickstart job, in ``<output-dir>/runs/<run>``; the box-loss weight follows 
 With ``--pretrain CONFIG`` every run starts from one shared backbone: the runner trains CONFIG
 once (in ``<output-dir>/pretrain``), exports its ResNet (``backbone.pth``) and passes it as the
 runs' initial weights; FPN and heads start from each run's seed. The backbone's sha256 is part of
-the results' fingerprint.
+the results' fingerprint. ``--pretrain FILE.pth`` starts the runs from such an exported backbone
+as it is (one kept in git, so that a fresh machine continues with the same bytes: a pretraining
+trained again elsewhere need not reproduce them).
 
 Each finished run leaves a small result file in ``<results-dir>/<run>.json`` (default
 ``<output-dir>/results``): its metrics and a fingerprint (training code, protocol, torch version,
@@ -195,15 +197,26 @@ def train(run, args, base, extra_opts, coco_options):
 
 
 def pretrained_backbone(args, coco_options, train_it):
-    """The backbone every run starts from (``--pretrain``): trained once with the pretraining
-    config, in <output-dir>/pretrain, and exported as <output-dir>/pretrain/backbone.pth.
+    """The backbone every run starts from (``--pretrain``): the given ``.pth`` file, or the
+    pretraining config trained once, in <output-dir>/pretrain, and exported as
+    <output-dir>/pretrain/backbone.pth.
 
     Args:
         train_it (bool): train the pretraining if it has not finished (else raise).
 
     Returns:
         tuple[str, str]: the backbone file and its sha256 (the runs' fingerprint includes it).
+
+    Raises:
+        FileNotFoundError: ``--pretrain`` names a ``.pth`` file that does not exist.
     """
+    if args.pretrain.endswith(".pth"):
+        if not os.path.isfile(args.pretrain):
+            raise FileNotFoundError(
+                f"--pretrain {args.pretrain}: no such backbone file (give an exported "
+                "backbone.pth, or the pretraining config to train it)"
+            )
+        return args.pretrain, file_digest(args.pretrain)
     folder = os.path.join(args.output_dir, "pretrain")
     final = os.path.join(folder, FINAL_WEIGHTS)
     if not os.path.isfile(os.path.join(folder, RESULTS_FILE)):
@@ -216,6 +229,33 @@ def pretrained_backbone(args, coco_options, train_it):
     if not os.path.isfile(backbone):
         export_weights(final, backbone, BACKBONE_PREFIX)
     return backbone, file_digest(backbone)
+
+
+def recorded_backbones(results_dir, protocol):
+    """The backbone digests (16 hexadecimal digits) of the result files of ``protocol`` (the
+    protocol digest without its backbone part) in ``results_dir``, as a set."""
+    prefix = f"{protocol}+backbone:"
+    recorded = (
+        r.get("fingerprint", {}).get("protocol", "") for r in read_results(results_dir).values()
+    )
+    return {digest[len(prefix) :] for digest in recorded if digest.startswith(prefix)}
+
+
+def check_same_backbone(results_dir, protocol, digest):
+    """Refuse to train runs from backbone ``digest`` into a results folder that holds runs of the
+    same protocol trained from another backbone: they could never be tabulated together.
+
+    Raises:
+        SystemExit: the folder has result files of ``protocol`` with another backbone.
+    """
+    others = recorded_backbones(results_dir, protocol) - {digest}
+    if others:
+        sys.exit(
+            f"ablate: error: {results_dir} holds runs of this protocol trained from backbone "
+            f"{', '.join(sorted(others))}, not from this one ({digest}); a pretraining trained "
+            "again need not reproduce its bytes: give the kept backbone file (--pretrain "
+            "FILE.pth), or another --results-dir"
+        )
 
 
 def recorded_backbone(results_dir, protocol, missing):
@@ -233,12 +273,7 @@ def recorded_backbone(results_dir, protocol, missing):
     Raises:
         SystemExit: no result file of ``protocol``, or files of several backbones.
     """
-    prefix = f"{protocol}+backbone:"
-    digests = set()
-    for record in read_results(results_dir).values():
-        recorded = record.get("fingerprint", {}).get("protocol", "")
-        if recorded.startswith(prefix):
-            digests.add(recorded[len(prefix) :])
+    digests = recorded_backbones(results_dir, protocol)
     if len(digests) != 1:
         found = f"backbones {', '.join(sorted(digests))}" if digests else "no result file"
         sys.exit(
@@ -537,8 +572,9 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--pretrain",
-        metavar="CONFIG",
-        help="train this config once and start every run from its backbone (ResNet) weights",
+        metavar="CONFIG_OR_PTH",
+        help="train this config once and start every run from its backbone (ResNet) weights; "
+        "or start them from a backbone file such a pretraining exported (.pth)",
     )
     parser.add_argument("--output-dir", default="output/ablation")
     parser.add_argument(
@@ -595,10 +631,14 @@ def main(argv=None):
                 args, coco_options, train_it=not args.finished_only
             )
             extra_opts = base.override(base.WEIGHTS_KEY, backbone)
+        except FileNotFoundError as error:
+            sys.exit(f"ablate: error: {error}")
         except OutputDirError as error:
             if not args.finished_only:
                 sys.exit(f"ablate: error: {error}")
             backbone_digest = recorded_backbone(args.results_dir, protocol, error)
+        if not args.finished_only:
+            check_same_backbone(args.results_dir, protocol, backbone_digest[:16])
         protocol += f"+backbone:{backbone_digest[:16]}"
     wanted = fingerprint(protocol, base.device)
     if args.finished_only:

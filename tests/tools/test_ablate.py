@@ -106,15 +106,31 @@ def test_shared_backbone_and_tables_without_it(tmp_path):
     run_config = (folder / "runs" / "eiou__seed0" / "config.yaml").read_text()
     assert f"WEIGHTS: {backbone}" in run_config
 
+    kept = tmp_path / "kept_backbone.pth"  # the exported backbone, kept as git would keep it
+    shutil.copyfile(backbone, kept)
     shutil.rmtree(folder / "pretrain")  # a fresh clone: the result files without output/
     table = run_ablation(tmp_path, ["eiou"], [0], *options, "--finished-only").stdout
     assert f"result files of backbone {digest}" in table and ": training" not in table
     assert "| EIoU | 1 |" in (folder / "table.md").read_text()
 
+    # the kept file continues the same protocol: seed 0 is finished, seed 1 trains from it
+    from_file = run_ablation(tmp_path, ["eiou"], [0, 1], "--pretrain", str(kept)).stdout
+    assert "eiou__seed0: finished earlier, skipped" in from_file
+    assert "pretraining" not in from_file and from_file.count(": training") == 1
+    assert f"WEIGHTS: {kept}" in (folder / "runs" / "eiou__seed1" / "config.yaml").read_text()
+    assert "| EIoU | 2 |" in (folder / "table.md").read_text()
+    missing = run_ablation(tmp_path, ["eiou"], [0], "--pretrain", "gone.pth", check=False)
+    assert (
+        missing.returncode == 1 and "--pretrain gone.pth: no such backbone file" in missing.stderr
+    )
+
     record["fingerprint"]["protocol"] = record["fingerprint"]["protocol"][:-16] + "0" * 16
-    (folder / "results" / "eiou__seed1.json").write_text(json.dumps(record))
+    (folder / "results" / "eiou__seed2.json").write_text(json.dumps(record))
     mixed = run_ablation(tmp_path, ["eiou"], [0], *options, "--finished-only", check=False)
     assert mixed.returncode == 1 and f"backbones 0000000000000000, {digest}" in mixed.stderr
+    other = run_ablation(tmp_path, ["eiou"], [3], "--pretrain", str(kept), check=False)
+    assert other.returncode == 1 and ": training" not in other.stdout
+    assert f"trained from backbone 0000000000000000, not from this one ({digest})" in other.stderr
 
 
 @pytest.mark.slow
