@@ -637,9 +637,10 @@ def main(argv=None):
             if not args.finished_only:
                 sys.exit(f"ablate: error: {error}")
             backbone_digest = recorded_backbone(args.results_dir, protocol, error)
+        backbone_digest = backbone_digest[:16]
         if not args.finished_only:
-            check_same_backbone(args.results_dir, protocol, backbone_digest[:16])
-        protocol += f"+backbone:{backbone_digest[:16]}"
+            check_same_backbone(args.results_dir, protocol, backbone_digest)
+        protocol += f"+backbone:{backbone_digest}"
     wanted = fingerprint(protocol, base.device)
     if args.finished_only:
         wanted = tabulated_fingerprint(args.results_dir, wanted)
