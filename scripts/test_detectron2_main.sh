@@ -9,7 +9,9 @@
 # .venv-d2main, an environment layered on the first leg's (.venv, or $PYTHON's): it sees that
 # environment's packages, torch included, but its own detectron2 comes first. It runs the tests
 # that import Detectron2: tests/layers and tests/simulation use torch alone and already ran in the
-# first leg.
+# first leg. tests/tools/test_reproduction_tables.py checks committed data, the protocol's result
+# files, whose protocol digest includes the defaults of the Detectron2 they were trained with
+# (0.6): under main the digest differs, so those tables are checked in the first leg only.
 #
 # The snapshot: $DETECTRON2_MAIN_SNAPSHOT, default ../shared/vendor/detectron2-main-02b5c4e.tar.gz.
 # Where it is absent (a user's clone) the leg is skipped with one line; under CI (CI=true) that is
@@ -49,4 +51,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$key" ]; then
   echo "$key" > "$stamp"
 fi
 "$PY" -c 'import detectron2, sys; print(f"[test] Detectron2 main leg: detectron2 {detectron2.__version__} @ {detectron2.__path__[0]}")'
-"$PY" -m pytest tests --ignore=tests/layers --ignore=tests/simulation "$@"
+"$PY" -m pytest tests --ignore=tests/layers --ignore=tests/simulation \
+  --ignore=tests/tools/test_reproduction_tables.py "$@"
