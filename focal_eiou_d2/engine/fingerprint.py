@@ -55,14 +55,36 @@ def _git(*args):
 
 
 def device_name(device):
-    """The hardware a config's device runs on, e.g. "cpu (x86_64, 2 threads)" or the GPU's name.
+    """The hardware a config's device runs on, e.g. "cpu (x86_64, AMD EPYC family 25 model 17,
+    AVX512, 2 threads)" or the GPU's name.
 
-    The CPU's thread count is part of it: reductions split over another number of threads round
-    differently, so the same run on another count gives other numbers.
+    On the CPU, the processor and the instruction set of torch's kernels are part of it, and so
+    is the thread count: kernels for another processor or split over another number of threads
+    round differently, and a training run amplifies that (the same protocol run, same code and
+    torch, on two x86-64 machines: AP 23.11 and 23.04).
     """
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"cuda ({torch.cuda.get_device_name(0)})"
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+    capability = torch.backends.cpu.get_cpu_capability()
+    threads = torch.get_num_threads()
+    return f"cpu ({platform.machine()}, {cpu_model()}, {capability}, {threads} threads)"
+
+
+def cpu_model():
+    """The processor's model name, family and model number from /proc/cpuinfo, e.g. "AMD EPYC
+    family 25 model 17" (``platform.processor()`` where there is no /proc/cpuinfo)."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return platform.processor() or "unknown processor"
+    name = fields.get("model name") or platform.processor() or "unknown processor"
+    if "cpu family" in fields and "model" in fields:
+        name += f" family {fields['cpu family']} model {fields['model']}"
+    return name
 
 
 def fingerprint(protocol_digest, device):

@@ -71,8 +71,9 @@ def build_config(
         CfgNode: the frozen config.
 
     Raises:
-        ValueError: ``opts`` is not a list of KEY VALUE pairs, asks for CUDA where there is none
-            (with ``cpu_fallback``), or a dataset problem (``focal_eiou_d2.data.DatasetError``).
+        ValueError: ``opts`` is not a list of KEY VALUE pairs, names a key the config does not
+            have, asks for CUDA where there is none (with ``cpu_fallback``), or a dataset
+            problem (``focal_eiou_d2.data.DatasetError``).
     """
     import focal_eiou_d2.data  # noqa: F401  registers the embedded datasets
 
@@ -88,7 +89,12 @@ def build_config(
     cfg = get_cfg()
     add_focal_eiou_config(cfg)
     cfg.merge_from_file(resolve_config_file(config_file))
-    cfg.merge_from_list(opts)
+    try:
+        cfg.merge_from_list(opts)
+    except AssertionError as error:  # yacs asserts that an overridden key exists
+        raise ValueError(
+            f"{error} (check the key's spelling; docs/configs.md lists this project's keys)"
+        ) from None
     if output_dir:
         cfg.OUTPUT_DIR = output_dir
     if weights is not None:

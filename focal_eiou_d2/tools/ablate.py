@@ -24,8 +24,10 @@ Each finished run leaves a small result file in ``<results-dir>/<run>.json`` (de
 ``<output-dir>/results``): its metrics and a fingerprint (training code, protocol, torch version,
 device; see ``focal_eiou_d2.engine.fingerprint``). The tables are rebuilt from those files, so a
 results folder kept in git lets a later session continue where one stopped; a table never mixes
-fingerprints. An interrupted run resumes exactly where it stopped (so its seed stays paired),
-and finished runs are not redone.
+fingerprints, and the runner trains into a folder only runs of the fingerprint its results of the
+protocol have (runs of other code, torch, hardware or backbone go to another folder). An
+interrupted run resumes exactly where it stopped (so its seed stays paired), and finished runs are
+not redone.
 
 Writes ``table.md`` / ``table.json`` to the output folder: per row and grid value the mean +- sample
 standard deviation over seeds of AP, AP50, AP75, AP85 and AP95, and the difference to the
@@ -241,20 +243,33 @@ def recorded_backbones(results_dir, protocol):
     return {digest[len(prefix) :] for digest in recorded if digest.startswith(prefix)}
 
 
-def check_same_backbone(results_dir, protocol, digest):
-    """Refuse to train runs from backbone ``digest`` into a results folder that holds runs of the
-    same protocol trained from another backbone: they could never be tabulated together.
+def check_one_fingerprint(results_dir, protocol, wanted):
+    """Refuse to train into a results folder that holds runs of the same protocol (from whatever
+    backbone) under another fingerprint: they could never be tabulated together, and a run of the
+    same name would replace one of them.
+
+    Args:
+        results_dir (str): the folder of the result files.
+        protocol (str): the protocol digest without its backbone part.
+        wanted (dict): this machine's fingerprint of the runs.
 
     Raises:
-        SystemExit: the folder has result files of ``protocol`` with another backbone.
+        SystemExit: the folder has such a result file; the message names what differs.
     """
-    others = recorded_backbones(results_dir, protocol) - {digest}
-    if others:
+    for name, record in sorted(read_results(results_dir).items()):
+        recorded = record.get("fingerprint", {})
+        if recorded.get("protocol", "").split("+backbone:")[0] != protocol or recorded == wanted:
+            continue
+        differs = "; ".join(
+            f"{key} {recorded.get(key)} (here: {value})"
+            for key, value in wanted.items()
+            if recorded.get(key) != value
+        )
         sys.exit(
-            f"ablate: error: {results_dir} holds runs of this protocol trained from backbone "
-            f"{', '.join(sorted(others))}, not from this one ({digest}); a pretraining trained "
-            "again need not reproduce its bytes: give the kept backbone file (--pretrain "
-            "FILE.pth), or another --results-dir"
+            f"ablate: error: {results_dir} holds runs of this protocol under another fingerprint "
+            f"({name}: {differs}); runs of other code, torch, hardware or backbone are never "
+            "tabulated together: train into another --results-dir (or, for the backbone, give "
+            "the kept backbone file: --pretrain FILE.pth)"
         )
 
 
@@ -612,19 +627,12 @@ def main(argv=None):
         lock_output_dir(args.output_dir)
         if not args.finished_only:  # tabulating reads result files while other runs add some
             lock_output_dir(args.results_dir)
-    # (yacs asserts that an overridden key exists: AssertionError "Non-existent key")
-    except (
-        OutputDirError,
-        DatasetError,
-        FileNotFoundError,
-        KeyError,
-        ValueError,
-        AssertionError,
-    ) as error:
+    except (OutputDirError, DatasetError, FileNotFoundError, KeyError, ValueError) as error:
         sys.exit(f"ablate: error: {error}")
     coco_options = [item for d in args.coco_datasets for item in
                     ("--coco-dataset", d.name, d.json_file, d.image_root)]  # fmt: skip
     protocol, extra_opts = protocol_digest(args), []
+    recorded_protocol = protocol  # with the backbone's digest, as the result files record it
     if args.pretrain:
         try:
             backbone, backbone_digest = pretrained_backbone(
@@ -637,13 +645,12 @@ def main(argv=None):
             if not args.finished_only:
                 sys.exit(f"ablate: error: {error}")
             backbone_digest = recorded_backbone(args.results_dir, protocol, error)
-        backbone_digest = backbone_digest[:16]
-        if not args.finished_only:
-            check_same_backbone(args.results_dir, protocol, backbone_digest)
-        protocol += f"+backbone:{backbone_digest}"
-    wanted = fingerprint(protocol, base.device)
+        recorded_protocol += f"+backbone:{backbone_digest[:16]}"
+    wanted = fingerprint(recorded_protocol, base.device)
     if args.finished_only:
         wanted = tabulated_fingerprint(args.results_dir, wanted)
+    else:
+        check_one_fingerprint(args.results_dir, protocol, wanted)
     runs = plan(args.losses, args.settings, args.seeds)
     records, other = load_results(args.results_dir, wanted)
 

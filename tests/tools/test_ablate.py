@@ -64,13 +64,18 @@ def test_runs_tabulates_and_resumes(tmp_path):
     assert "focal_eiou__seed1: not finished, left out" in partial and ": training" not in partial
     assert "| Focal-EIoU | 1 |" in (tmp_path / "ablation" / "table.md").read_text()
 
-    record = json.loads((results / "eiou__seed1.json").read_text())
+    kept = (results / "eiou__seed1.json").read_text()
+    record = json.loads(kept)
     record["fingerprint"]["code"] = "another"
     (results / "eiou__seed1.json").write_text(json.dumps(record))
+    refused = run_ablation(tmp_path, ["eiou", "focal_eiou"], [0, 1], check=False)
+    assert refused.returncode == 1 and ": training" not in refused.stdout
+    assert "(eiou__seed1: code another (here: " in refused.stderr  # and the file is kept
+    assert json.loads((results / "eiou__seed1.json").read_text()) == record
+    (results / "eiou__seed1.json").write_text(kept)
     second = run_ablation(tmp_path, ["eiou", "focal_eiou"], [0, 1]).stdout
     assert "eiou__seed0: finished earlier, skipped" in second
-    assert second.count(": training") == 2  # focal_eiou seed 1, and eiou seed 1 of other code
-    assert "1 result files of another fingerprint" not in second
+    assert second.count(": training") == 1  # focal_eiou seed 1
 
     # GAMMA=0.5 is the default: the focal_eiou runs' config, not trained again
     grid = ("--set", "MODEL.FOCAL_EIOU.GAMMA=0.5")
@@ -130,7 +135,10 @@ def test_shared_backbone_and_tables_without_it(tmp_path):
     assert mixed.returncode == 1 and f"backbones 0000000000000000, {digest}" in mixed.stderr
     other = run_ablation(tmp_path, ["eiou"], [3], "--pretrain", str(kept), check=False)
     assert other.returncode == 1 and ": training" not in other.stdout
-    assert f"trained from backbone 0000000000000000, not from this one ({digest})" in other.stderr
+    assert (
+        "backbone:0000000000000000 (here: " in other.stderr
+        and "--pretrain FILE.pth" in other.stderr
+    )
 
 
 @pytest.mark.slow
