@@ -5,6 +5,9 @@
 #
 #   bash scripts/gpu_check.sh               # on the GPU machine
 #   bash scripts/gpu_check.sh --cpu-smoke   # the same set-up and every part, briefly, on the CPU
+#   bash scripts/gpu_check.sh --protocol [--cpu-smoke]
+#                                           # instead of the parts: the reproduction protocol's
+#                                           # runs on this device (docs/reproduction.md)
 #
 # Parts, most important first. Each runs under its own time limit, clipped to what is left of
 # the whole budget, and a failed part stops none of the others:
@@ -18,21 +21,30 @@
 #   bench_train_800   smooth_l1: 256 px x 16 images, and COCO's 800 px x 4 images (a GPU's share)
 #   bench_losses      benchmarks/bench_losses.py --devices cuda
 #   tests_rest        the other tests of tests/layers and tests/modeling (not slow), as time allows
+# With --protocol, one part instead:
+#   protocol          Tables 1 and 2 of the protocol (9 rows x seeds 0-4, kept backbone):
+#                     $PROTOCOL_JOBS runs at a time, each its own ablation runner process with
+#                     its own folders, most important rows first, as many as the budget allows
 #
 # Results in $OUT (default output/gpu_check), 8 files: summary.md (PASS/FAIL per part and the
 # figures), env.log, tests.log, nccl.log, train_net.log, bench_train.log, bench_losses.log,
-# results.json. Scratch (site, Detectron2, datasets, runs) in $GPU_CHECK_WORK (/tmp/gpu_check).
+# results.json; with --protocol: summary.md, env.log, protocol.log and protocol_results.tar.gz
+# (the runs' result files, for a folder of reproduction/results/). Scratch (site, Detectron2,
+# datasets, runs) in $GPU_CHECK_WORK (/tmp/gpu_check).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 START=$(date +%s)
 
 MODE=gpu
-case "${1:-}" in
-  "") ;;
-  --cpu-smoke) MODE=cpu-smoke ;;
-  *) echo "usage: bash scripts/gpu_check.sh [--cpu-smoke]" >&2; exit 2 ;;
-esac
+JOB=check
+for arg in "$@"; do
+  case $arg in
+    --cpu-smoke) MODE=cpu-smoke ;;
+    --protocol) JOB=protocol ;;
+    *) echo "usage: bash scripts/gpu_check.sh [--cpu-smoke] [--protocol]" >&2; exit 2 ;;
+  esac
+done
 
 MIN_PART_S=20  # a part with less time left is skipped
 OUT=${OUT:-output/gpu_check}
@@ -45,7 +57,7 @@ BENCH_CONFIG=configs/COCO-Detection/retinanet_R_50_FPN_1x.yaml
 # The whole budget (set-up and parts; the script ends within it), and the factor on each part's
 # own limit: the smoke run's small steps take longer on a few shared CPU cores than the GPU's.
 if [ "$MODE" = gpu ]; then
-  BUDGET_S=${GPU_CHECK_BUDGET_S:-450}
+  BUDGET_S=${GPU_CHECK_BUDGET_S:-$([ "$JOB" = protocol ] && echo 540 || echo 450)}
   PART_SCALE=1
   PY=${PYTHON:-python3}
   DEVICE=cuda
@@ -57,6 +69,9 @@ if [ "$MODE" = gpu ]; then
     DATALOADER.NUM_WORKERS 8)
   LOSSES_ARGS=(--devices cuda)
   REST_TESTS=(-m "not slow" tests/layers tests/modeling)
+  PROTOCOL_JOBS=${PROTOCOL_JOBS:-8}
+  PROTOCOL_SEEDS=(0 1 2 3 4)
+  PROTOCOL_OPTS=(MODEL.DEVICE cuda)
 else
   BUDGET_S=${GPU_CHECK_BUDGET_S:-1200}
   PART_SCALE=3
@@ -74,12 +89,26 @@ else
     --rounds 2 DATALOADER.NUM_WORKERS 0)
   LOSSES_ARGS=(--devices cpu --sizes 1e3 --repeats 2 --no-others --losses focal_eiou)
   REST_TESTS=(tests/modeling/test_config.py)
+  PROTOCOL_JOBS=${PROTOCOL_JOBS:-2}
+  PROTOCOL_SEEDS=(0)
+  PROTOCOL_OPTS=(MODEL.DEVICE cpu SOLVER.MAX_ITER 2 SOLVER.WARMUP_ITERS 1 "SOLVER.STEPS" "(1,)"
+    DATASETS.TRAIN "('shapes_mini_train',)" DATASETS.TEST "('shapes_mini_val',)"
+    SOLVER.IMS_PER_BATCH 2)
+fi
+# The protocol's rows, most important first (docs/reproduction.md: Tables 1 and 2).
+PROTOCOL_LOSSES=(smooth_l1 focal_eiou eiou iou focal_eiou_v1 giou ciou focal_l1 balanced_l1)
+if [ "$JOB" = protocol ]; then
+  if [ "$MODE" = gpu ]; then
+    DATASETS=(shapes_1class_train shapes_1class_val)
+  else
+    PROTOCOL_LOSSES=(smooth_l1 focal_eiou)
+  fi
 fi
 
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 rm -f "$OUT"/{summary.md,env.log,tests.log,nccl.log,train_net.log,bench_train.log}
-rm -f "$OUT"/{bench_losses.log,results.json}
+rm -f "$OUT"/{bench_losses.log,results.json,protocol.log,protocol_results.tar.gz}
 rm -rf "$WORK"
 mkdir -p "$WORK/logs"
 ROWS=$WORK/rows.md
@@ -129,6 +158,7 @@ part_note() {
         table && /^[|] [a-z]/ { printf "%s %s it/s (%s); ", $2, $3, $4 }' "$file"
       ;;
     bench_losses) echo "tables in bench_losses.log" ;;
+    protocol) echo "$(find "$WORK/protocol/results" -name '*.json' | wc -l) runs finished" ;;
   esac
 }
 
@@ -152,6 +182,12 @@ write_summary() {
         awk '/^\| loss \| it\/s/ { table = 1 } table && /^(\||device:)/' "$WORK/logs/$part.log"
       fi
     done
+    if [ -f "$WORK/protocol/table/table.md" ]; then
+      echo
+      echo "## protocol"
+      echo
+      cat "$WORK/protocol/table/table.md"
+    fi
     if [ -f "$WORK/logs/bench_losses.log" ]; then
       echo
       echo "## bench_losses (last lines)"
@@ -405,6 +441,38 @@ sys.exit(f"{len(failures)} check(s) failed" if failures else 0)
 EOF
 }
 
+# The reproduction protocol's runs (docs/reproduction.md) on this device: every (row, seed),
+# $PROTOCOL_JOBS at a time, each an ablation runner of its own (the runner locks its folders);
+# each finished run's result file is gathered in $WORK/protocol/results at once.
+PROTOCOL="--config-file configs/reproduction/retinanet_R_18_FPN_shapes1.yaml
+  --pretrain reproduction/backbones/retinanet_R_18_FPN_shapes1.pth"
+protocol() {
+  mkdir -p "$WORK/protocol/runs" "$WORK/protocol/results"
+  local loss seed
+  for loss in $PROTOCOL_LOSS_LIST; do
+    for seed in $PROTOCOL_SEED_LIST; do echo "$loss $seed"; done
+  done | xargs -r -P "$PROTOCOL_JOBS" -L 1 bash -c 'protocol_run "$@"' _
+}
+
+protocol_run() {
+  local loss=$1 seed=$2 folder=$WORK/protocol/runs/$1__seed$2 begin=$(date +%s) rc
+  # shellcheck disable=SC2086  # the options, one word each, as exported
+  "$PY" -m focal_eiou_d2.tools.ablate $PROTOCOL --losses "$loss" --seeds "$seed" \
+    --output-dir "$folder" --results-dir "$folder/results" $PROTOCOL_OPT_LIST > "$folder.log" 2>&1
+  rc=$?
+  cp "$folder"/results/*.json "$WORK/protocol/results/" 2> /dev/null
+  echo "$loss seed $seed: rc $rc, $(($(date +%s) - begin))s"
+  [ $rc -eq 0 ] || tail -n 20 "$folder.log"
+  return $rc
+}
+
+protocol_table() {
+  # shellcheck disable=SC2086
+  "$PY" -m focal_eiou_d2.tools.ablate $PROTOCOL --losses $PROTOCOL_LOSS_LIST \
+    --seeds $PROTOCOL_SEED_LIST --finished-only --output-dir "$WORK/protocol/table" \
+    --results-dir "$WORK/protocol/results" $PROTOCOL_OPT_LIST
+}
+
 # ---- run ----
 log "mode $MODE, python $PY, repo $REPO, work $WORK, output $OUT"
 : > "$ROWS"
@@ -442,6 +510,26 @@ for name in "${DATASETS[@]}"; do
   timeout 240 bash -c 'generate_datasets "$1"' _ "$name" >> "$WORK/logs/datasets.log" 2>&1 &
   datasets_pids+=($!)
 done
+
+if [ "$JOB" = protocol ]; then
+  for pid in "${datasets_pids[@]}"; do
+    wait "$pid"
+  done
+  cat "$WORK/logs/datasets.log" >> "$OUT/env.log"
+  # Arrays do not pass to the part's shell: its lists go as words (none of them holds a space).
+  export PROTOCOL_LOSS_LIST="${PROTOCOL_LOSSES[*]}" PROTOCOL_SEED_LIST="${PROTOCOL_SEEDS[*]}"
+  export PROTOCOL_OPT_LIST="${PROTOCOL_OPTS[*]}" PROTOCOL_JOBS PROTOCOL
+  export -f protocol protocol_run
+  # the CPU's cores shared between the runs (data loading, evaluation)
+  export OMP_NUM_THREADS=$(($(nproc) / PROTOCOL_JOBS > 0 ? $(nproc) / PROTOCOL_JOBS : 1))
+  run_part protocol "$BUDGET_S" protocol.log bash -c protocol
+  tar -czf "$OUT/protocol_results.tar.gz" -C "$WORK/protocol/results" .
+  protocol_table >> "$OUT/protocol.log" 2>&1
+  write_summary
+  log "done in $(($(date +%s) - START))s: $OUT/summary.md, $OUT/protocol_results.tar.gz"
+  grep -qE '\| (FAIL|TIMEOUT) \|' "$ROWS" && exit 1
+  exit 0
+fi
 
 run_part tests_cuda 150 tests.log bash -c tests_cuda
 run_part nccl 45 nccl.log bash -c nccl
