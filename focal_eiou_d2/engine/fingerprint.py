@@ -3,6 +3,7 @@ never averaged together."""
 
 import ast
 import hashlib
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -11,8 +12,12 @@ import torch
 
 PACKAGE = Path(__file__).resolve().parents[1]
 # The parts of the package a trained model and its evaluation depend on (not the tools, the
-# pictures or the simulation).
+# pictures or the simulation), and within them this file, which records but computes nothing.
 TRAINING_CODE = ("config.py", "layers", "modeling", "engine", "data", "evaluation")
+NOT_TRAINING_CODE = ("engine/fingerprint.py",)
+# Settings that choose other CPU kernels than the processor's best (ATEN_CPU_CAPABILITY shows in
+# torch's capability itself).
+KERNEL_SETTINGS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS")
 
 
 def code_digest():
@@ -28,6 +33,8 @@ def code_digest():
         path = PACKAGE / entry
         files += sorted(path.rglob("*")) if path.is_dir() else [path]
     for path in files:
+        if str(path.relative_to(PACKAGE)) in NOT_TRAINING_CODE:
+            continue
         if path.suffix == ".py":
             text = ast.dump(_without_docstrings(ast.parse(path.read_text())))
         elif path.suffix in (".cpp", ".h"):
@@ -58,33 +65,41 @@ def device_name(device):
     """The hardware a config's device runs on, e.g. "cpu (x86_64, AMD EPYC family 25 model 17,
     AVX512, 2 threads)" or the GPU's name.
 
-    On the CPU, the processor and the instruction set of torch's kernels are part of it, and so
-    is the thread count: kernels for another processor or split over another number of threads
-    round differently, and a training run amplifies that (the same protocol run, same code and
-    torch, on two x86-64 machines: AP 23.11 and 23.04).
+    On the CPU, the processor, the instruction set of torch's kernels (and any setting in
+    ``KERNEL_SETTINGS``) are part of it, and so is the thread count: kernels for another
+    processor or split over another number of threads round differently, and a training run
+    amplifies that (the same protocol run, same code and torch, on two x86-64 machines: AP 23.11
+    and 23.04).
     """
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"cuda ({torch.cuda.get_device_name(0)})"
-    capability = torch.backends.cpu.get_cpu_capability()
-    threads = torch.get_num_threads()
-    return f"cpu ({platform.machine()}, {cpu_model()}, {capability}, {threads} threads)"
+    parts = [platform.machine(), cpu_model(), torch.backends.cpu.get_cpu_capability()]
+    parts += [f"{key}={os.environ[key]}" for key in KERNEL_SETTINGS if os.environ.get(key)]
+    return f"cpu ({', '.join(parts)}, {torch.get_num_threads()} threads)"
 
 
-def cpu_model():
-    """The processor's model name, family and model number from /proc/cpuinfo, e.g. "AMD EPYC
-    family 25 model 17" (``platform.processor()`` where there is no /proc/cpuinfo)."""
+def cpu_model(cpuinfo="/proc/cpuinfo"):
+    """The processor, from the first processor's entry in ``cpuinfo``: its model name, family and
+    model number on x86 (e.g. "AMD EPYC family 25 model 17"), its implementer and part on Arm
+    (e.g. "CPU implementer 0x41 part 0xd0c"); ``platform.processor()`` without such a file."""
     fields = {}
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(cpuinfo) as f:
             for line in f:
+                if not line.strip() and fields:
+                    break  # the end of the first processor's entry
                 key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), value.strip())
+                fields[key.strip()] = value.strip()
     except OSError:
-        return platform.processor() or "unknown processor"
-    name = fields.get("model name") or platform.processor() or "unknown processor"
-    if "cpu family" in fields and "model" in fields:
-        name += f" family {fields['cpu family']} model {fields['model']}"
-    return name
+        pass
+    if "model name" in fields:
+        name = fields["model name"]
+        if "cpu family" in fields and "model" in fields:
+            name += f" family {fields['cpu family']} model {fields['model']}"
+        return name
+    if "CPU implementer" in fields:
+        return f"CPU implementer {fields['CPU implementer']} part {fields.get('CPU part', '?')}"
+    return platform.processor() or "unknown processor"
 
 
 def fingerprint(protocol_digest, device):

@@ -50,8 +50,8 @@ def build_config(
     """Build the frozen config of ``config_file`` with ``opts`` merged in.
 
     Registers the embedded datasets and ``coco_datasets`` first (call it in every process of a
-    distributed run). Unknown keys in the file or in ``opts`` raise Detectron2's KeyError; this
-    project's values are checked when the model is built.
+    distributed run). An unknown key in the file raises yacs' KeyError, one in ``opts`` a
+    ValueError; this project's values are checked when the model is built.
 
     Args:
         config_file (str): a YAML config (found relative to the project's checkout too).
