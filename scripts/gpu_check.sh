@@ -28,9 +28,10 @@
 #
 # Results in $OUT (default output/gpu_check), 8 files: summary.md (PASS/FAIL per part and the
 # figures), env.log, tests.log, nccl.log, train_net.log, bench_train.log, bench_losses.log,
-# results.json; with --protocol: summary.md, env.log, protocol.log and protocol_results.tar.gz
-# (the runs' result files, for a folder of reproduction/results/). Scratch (site, Detectron2,
-# datasets, runs) in $GPU_CHECK_WORK (/tmp/gpu_check).
+# results.json; with --protocol: summary.md, env.log, protocol.log, results.json (empty) and
+# protocol_results.tar.gz (the runs' result files, for a folder of reproduction/results/; packed,
+# with the table, in the seconds after the budget). Scratch (site, Detectron2, datasets, runs) in
+# $GPU_CHECK_WORK (/tmp/gpu_check).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -70,6 +71,7 @@ if [ "$MODE" = gpu ]; then
   LOSSES_ARGS=(--devices cuda)
   REST_TESTS=(-m "not slow" tests/layers tests/modeling)
   PROTOCOL_JOBS=${PROTOCOL_JOBS:-8}
+  PROTOCOL_MIN_RUN_S=60
   PROTOCOL_SEEDS=(0 1 2 3 4)
   PROTOCOL_OPTS=(MODEL.DEVICE cuda)
 else
@@ -90,6 +92,7 @@ else
   LOSSES_ARGS=(--devices cpu --sizes 1e3 --repeats 2 --no-others --losses focal_eiou)
   REST_TESTS=(tests/modeling/test_config.py)
   PROTOCOL_JOBS=${PROTOCOL_JOBS:-2}
+  PROTOCOL_MIN_RUN_S=10
   PROTOCOL_SEEDS=(0)
   PROTOCOL_OPTS=(MODEL.DEVICE cpu SOLVER.MAX_ITER 2 SOLVER.WARMUP_ITERS 1 "SOLVER.STEPS" "(1,)"
     DATASETS.TRAIN "('shapes_mini_train',)" DATASETS.TEST "('shapes_mini_val',)"
@@ -158,7 +161,9 @@ part_note() {
         table && /^[|] [a-z]/ { printf "%s %s it/s (%s); ", $2, $3, $4 }' "$file"
       ;;
     bench_losses) echo "tables in bench_losses.log" ;;
-    protocol) echo "$(find "$WORK/protocol/results" -name '*.json' | wc -l) runs finished" ;;
+    protocol)
+      echo "$(find "$WORK/protocol/runs" -path '*/results/*.json' | wc -l) runs finished"
+      ;;
   esac
 }
 
@@ -443,11 +448,12 @@ EOF
 
 # The reproduction protocol's runs (docs/reproduction.md) on this device: every (row, seed),
 # $PROTOCOL_JOBS at a time, each an ablation runner of its own (the runner locks its folders);
-# each finished run's result file is gathered in $WORK/protocol/results at once.
+# none starts with less than $PROTOCOL_MIN_RUN_S seconds of the budget left. The result files are
+# gathered in $WORK/protocol/results afterwards, also those of runs cut off after writing theirs.
 PROTOCOL="--config-file configs/reproduction/retinanet_R_18_FPN_shapes1.yaml
   --pretrain reproduction/backbones/retinanet_R_18_FPN_shapes1.pth"
 protocol() {
-  mkdir -p "$WORK/protocol/runs" "$WORK/protocol/results"
+  mkdir -p "$WORK/protocol/runs"
   local loss seed
   for loss in $PROTOCOL_LOSS_LIST; do
     for seed in $PROTOCOL_SEED_LIST; do echo "$loss $seed"; done
@@ -456,11 +462,14 @@ protocol() {
 
 protocol_run() {
   local loss=$1 seed=$2 folder=$WORK/protocol/runs/$1__seed$2 begin=$(date +%s) rc
+  if [ $((PROTOCOL_DEADLINE - begin)) -lt "$PROTOCOL_MIN_RUN_S" ]; then
+    echo "$loss seed $seed: not started, $((PROTOCOL_DEADLINE - begin))s of the budget left"
+    return 0
+  fi
   # shellcheck disable=SC2086  # the options, one word each, as exported
   "$PY" -m focal_eiou_d2.tools.ablate $PROTOCOL --losses "$loss" --seeds "$seed" \
     --output-dir "$folder" --results-dir "$folder/results" $PROTOCOL_OPT_LIST > "$folder.log" 2>&1
   rc=$?
-  cp "$folder"/results/*.json "$WORK/protocol/results/" 2> /dev/null
   echo "$loss seed $seed: rc $rc, $(($(date +%s) - begin))s"
   [ $rc -eq 0 ] || tail -n 20 "$folder.log"
   return $rc
@@ -512,17 +521,27 @@ for name in "${DATASETS[@]}"; do
 done
 
 if [ "$JOB" = protocol ]; then
+  datasets_rc=0
   for pid in "${datasets_pids[@]}"; do
-    wait "$pid"
+    wait "$pid" || datasets_rc=$?
   done
-  cat "$WORK/logs/datasets.log" >> "$OUT/env.log"
+  { echo "===== datasets (rc $datasets_rc)"; cat "$WORK/logs/datasets.log"; } >> "$OUT/env.log"
+  if [ "$datasets_rc" -ne 0 ]; then  # the runs would all generate them at once
+    echo "| datasets | FAIL | - | generating ${DATASETS[*]}: see env.log |" >> "$ROWS"
+    write_summary
+    log "dataset generation failed: no protocol run"
+    exit 1
+  fi
   # Arrays do not pass to the part's shell: its lists go as words (none of them holds a space).
   export PROTOCOL_LOSS_LIST="${PROTOCOL_LOSSES[*]}" PROTOCOL_SEED_LIST="${PROTOCOL_SEEDS[*]}"
-  export PROTOCOL_OPT_LIST="${PROTOCOL_OPTS[*]}" PROTOCOL_JOBS PROTOCOL
+  export PROTOCOL_OPT_LIST="${PROTOCOL_OPTS[*]}" PROTOCOL_JOBS PROTOCOL PROTOCOL_MIN_RUN_S
+  export PROTOCOL_DEADLINE=$((START + BUDGET_S))
   export -f protocol protocol_run
   # the CPU's cores shared between the runs (data loading, evaluation)
   export OMP_NUM_THREADS=$(($(nproc) / PROTOCOL_JOBS > 0 ? $(nproc) / PROTOCOL_JOBS : 1))
   run_part protocol "$BUDGET_S" protocol.log bash -c protocol
+  mkdir -p "$WORK/protocol/results"
+  cp "$WORK"/protocol/runs/*/results/*.json "$WORK/protocol/results/" 2> /dev/null
   tar -czf "$OUT/protocol_results.tar.gz" -C "$WORK/protocol/results" .
   protocol_table >> "$OUT/protocol.log" 2>&1
   write_summary

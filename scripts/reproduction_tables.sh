@@ -18,9 +18,11 @@ retinanet=(--config-file configs/reproduction/retinanet_R_18_FPN_shapes1.yaml
   --pretrain configs/reproduction/pretrain_retinanet_R_18_FPN_shapes1.yaml
   --output-dir output/reproduction/retinanet_shapes1
   --results-dir reproduction/results/retinanet_shapes1)
-# The same protocol from the backbone kept in git (reproduction/backbones/): what a fresh machine
-# continues; retinanet_shapes1's backbone was not kept, and a pretraining trained again need not
-# reproduce its bytes, so its tables are rebuilt but no longer extended.
+# The same protocol from the backbone kept in git (reproduction/backbones/); retinanet_shapes1's
+# backbone was not kept, and a pretraining trained again need not reproduce its bytes, so its
+# tables are rebuilt but no longer extended. A results folder holds one fingerprint (code,
+# protocol, torch, device): retinanet_shapes1_v2 (Fig. 9's gamma) is an earlier machine's and
+# code's, retinanet_shapes1_avx512 (Tables 1 and 2) one AVX-512 machine's.
 retinanet_kept=(--config-file configs/reproduction/retinanet_R_18_FPN_shapes1.yaml
   --pretrain reproduction/backbones/retinanet_R_18_FPN_shapes1.pth
   --output-dir output/reproduction/retinanet_shapes1_v2

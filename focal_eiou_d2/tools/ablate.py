@@ -17,15 +17,16 @@ With ``--pretrain CONFIG`` every run starts from one shared backbone: the runner
 once (in ``<output-dir>/pretrain``), exports its ResNet (``backbone.pth``) and passes it as the
 runs' initial weights; FPN and heads start from each run's seed. The backbone's sha256 is part of
 the results' fingerprint. ``--pretrain FILE.pth`` starts the runs from such an exported backbone
-as it is (one kept in git, so that a fresh machine continues with the same bytes: a pretraining
+as it is (one kept in git, so that every machine starts from the same bytes: a pretraining
 trained again elsewhere need not reproduce them).
 
 Each finished run leaves a small result file in ``<results-dir>/<run>.json`` (default
 ``<output-dir>/results``): its metrics and a fingerprint (training code, protocol, torch version,
 device; see ``focal_eiou_d2.engine.fingerprint``). The tables are rebuilt from those files, so a
-results folder kept in git lets a later session continue where one stopped; a table never mixes
-fingerprints, and the runner trains into a folder only runs of the fingerprint its results of the
-protocol have (runs of other code, torch, hardware or backbone go to another folder). An
+results folder kept in git lets a later session on a machine of the same fingerprint continue
+where one stopped; a table never mixes
+fingerprints, and a results folder holds the runs of one fingerprint: the runner refuses to train
+into a folder with result files of another (other code, protocol, torch, hardware or backbone). An
 interrupted run resumes exactly where it stopped (so its seed stays paired), and finished runs are
 not redone.
 
@@ -233,43 +234,62 @@ def pretrained_backbone(args, coco_options, train_it):
     return backbone, file_digest(backbone)
 
 
+BACKBONE_TAG = "+backbone:"
+
+
+def base_protocol(digest):
+    """A recorded protocol digest without its backbone part (``<protocol>+backbone:<digest>``)."""
+    return digest.split(BACKBONE_TAG)[0]
+
+
 def recorded_backbones(results_dir, protocol):
     """The backbone digests (16 hexadecimal digits) of the result files of ``protocol`` (the
     protocol digest without its backbone part) in ``results_dir``, as a set."""
-    prefix = f"{protocol}+backbone:"
     recorded = (
         r.get("fingerprint", {}).get("protocol", "") for r in read_results(results_dir).values()
     )
-    return {digest[len(prefix) :] for digest in recorded if digest.startswith(prefix)}
+    return {
+        digest.split(BACKBONE_TAG)[1]
+        for digest in recorded
+        if BACKBONE_TAG in digest and base_protocol(digest) == protocol
+    }
 
 
-def check_one_fingerprint(results_dir, protocol, wanted):
-    """Refuse to train into a results folder that holds runs of the same protocol (from whatever
-    backbone) under another fingerprint: they could never be tabulated together, and a run of the
-    same name would replace one of them.
+def check_one_fingerprint(results_dir, wanted, backbone_known=True):
+    """Refuse to train into a results folder that holds a result file of another fingerprint (or
+    of none): its runs could never be tabulated with these, and a run of the same name would
+    replace it. A results folder holds the runs of one fingerprint.
 
     Args:
         results_dir (str): the folder of the result files.
-        protocol (str): the protocol digest without its backbone part.
         wanted (dict): this machine's fingerprint of the runs.
+        backbone_known (bool): False before the pretraining: the protocols are compared without
+            their backbone part.
 
     Raises:
         SystemExit: the folder has such a result file; the message names what differs.
     """
     for name, record in sorted(read_results(results_dir).items()):
-        recorded = record.get("fingerprint", {})
-        if recorded.get("protocol", "").split("+backbone:")[0] != protocol or recorded == wanted:
-            continue
-        differs = "; ".join(
-            f"{key} {recorded.get(key)} (here: {value})"
-            for key, value in wanted.items()
-            if recorded.get(key) != value
-        )
+        recorded = record.get("fingerprint") if isinstance(record, dict) else None
+        if not isinstance(recorded, dict):
+            differs = "no fingerprint"
+        else:
+            if not backbone_known:
+                recorded = {**recorded, "protocol": base_protocol(str(recorded.get("protocol")))}
+            if recorded == wanted:
+                continue
+            differs = "; ".join(
+                f"{key} {recorded.get(key)} (here: {wanted.get(key)})"
+                for key in sorted(set(recorded) | set(wanted))
+                if recorded.get(key) != wanted.get(key)
+            )
+        backbone_hint = ""
+        if BACKBONE_TAG in differs:
+            backbone_hint = " (or, for the backbone, give the kept file: --pretrain FILE.pth)"
         sys.exit(
-            f"ablate: error: {results_dir} holds runs of this protocol under another fingerprint "
-            f"({name}: {differs}); runs of other code, torch, hardware or backbone are never "
-            "tabulated together: train into another --results-dir (or, for the backbone, give "
-            "the kept backbone file: --pretrain FILE.pth)"
+            f"ablate: error: {results_dir} holds runs of another fingerprint ({name}: {differs}); "
+            "runs of other code, protocol, torch, hardware or backbone are never tabulated "
+            f"together: train into another --results-dir{backbone_hint}"
         )
 
 
@@ -398,7 +418,7 @@ def finished_configs(records, losses, digest_of):
             setting = tuple(tuple(item) for item in record["setting"])
             finished = Run(parse_row(record["row"]), setting, record["seed"])
             found.setdefault(digest_of(finished), (name, record))
-        except (argparse.ArgumentTypeError, AssertionError, KeyError, ValueError) as error:
+        except (argparse.ArgumentTypeError, KeyError, ValueError) as error:
             print(f"[ablate] {name}: not a run of this config ({error}), not reused", flush=True)
     return found
 
@@ -633,6 +653,10 @@ def main(argv=None):
                     ("--coco-dataset", d.name, d.json_file, d.image_root)]  # fmt: skip
     protocol, extra_opts = protocol_digest(args), []
     recorded_protocol = protocol  # with the backbone's digest, as the result files record it
+    if not args.finished_only:  # before the pretraining, which takes a while
+        check_one_fingerprint(
+            args.results_dir, fingerprint(protocol, base.device), backbone_known=not args.pretrain
+        )
     if args.pretrain:
         try:
             backbone, backbone_digest = pretrained_backbone(
@@ -645,12 +669,12 @@ def main(argv=None):
             if not args.finished_only:
                 sys.exit(f"ablate: error: {error}")
             backbone_digest = recorded_backbone(args.results_dir, protocol, error)
-        recorded_protocol += f"+backbone:{backbone_digest[:16]}"
+        recorded_protocol += f"{BACKBONE_TAG}{backbone_digest[:16]}"
     wanted = fingerprint(recorded_protocol, base.device)
     if args.finished_only:
         wanted = tabulated_fingerprint(args.results_dir, wanted)
-    else:
-        check_one_fingerprint(args.results_dir, protocol, wanted)
+    elif args.pretrain:
+        check_one_fingerprint(args.results_dir, wanted)
     runs = plan(args.losses, args.settings, args.seeds)
     records, other = load_results(args.results_dir, wanted)
 

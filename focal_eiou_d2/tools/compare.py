@@ -59,8 +59,9 @@ logger = logging.getLogger(__name__)
 SIDES = ("a", "b")
 # Keys of a COCO result (one detection).
 RESULT_KEYS = ("image_id", "category_id", "bbox", "score")
-# Errors of the arguments, the configs (KeyError: an unknown key), the datasets, the predictions
-# files and the weights (DatasetError and WeightsMismatchError are ValueErrors): one line each.
+# Errors of the arguments, the configs (an unknown key: KeyError in a file, ValueError in the
+# overrides), the datasets, the predictions files and the weights (DatasetError and
+# WeightsMismatchError are ValueErrors): one line each.
 USAGE_ERRORS = (FileNotFoundError, KeyError, ValueError)
 
 

@@ -21,6 +21,7 @@ from focal_eiou_d2.evaluation.statistics import paired_difference, student_t_qua
 from focal_eiou_d2.tools import ablate
 from focal_eiou_d2.tools.ablate import (
     Row,
+    check_one_fingerprint,
     finished_configs,
     format_markdown,
     parse_args,
@@ -216,6 +217,27 @@ def test_tables_of_another_machine_under_their_own_fingerprint(tmp_path, capsys)
     write_record(tmp_path, "c", {**elsewhere, "code": "d"})
     with pytest.raises(SystemExit, match="under 2 fingerprints"):
         tabulated_fingerprint(str(tmp_path), here)
+
+
+def test_a_results_folder_holds_one_fingerprint(tmp_path):
+    here = {"code": "c", "protocol": "p+backbone:b", "torch": "2.14", "device": "cpu (2 threads)"}
+    check_one_fingerprint(str(tmp_path / "none yet"), here)
+    write_record(tmp_path, "a", here)
+    check_one_fingerprint(str(tmp_path), here)
+    # before the pretraining, the backbone is not known yet
+    check_one_fingerprint(str(tmp_path), {**here, "protocol": "p"}, backbone_known=False)
+    for name, other in (
+        ("another_protocol", {**here, "protocol": "q+backbone:b"}),
+        ("another_backbone", {**here, "protocol": "p+backbone:c"}),
+        ("another_device", {**here, "device": "cuda (H200)"}),
+        ("no_fingerprint", None),
+    ):
+        write_record(tmp_path, name, other)
+        with pytest.raises(SystemExit, match=f"holds runs of another fingerprint \\({name}: "):
+            check_one_fingerprint(str(tmp_path), here)
+        (tmp_path / f"{name}.json").unlink()
+    write_record(tmp_path, "another_backbone", {**here, "protocol": "p+backbone:c"})
+    check_one_fingerprint(str(tmp_path), {**here, "protocol": "p"}, backbone_known=False)
 
 
 def test_tables_while_another_ablation_writes_the_results(tmp_path):
