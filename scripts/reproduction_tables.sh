@@ -27,6 +27,10 @@ retinanet_kept=(--config-file configs/reproduction/retinanet_R_18_FPN_shapes1.ya
   --pretrain reproduction/backbones/retinanet_R_18_FPN_shapes1.pth
   --output-dir output/reproduction/retinanet_shapes1_v2
   --results-dir reproduction/results/retinanet_shapes1_v2)
+retinanet_avx512=(--config-file configs/reproduction/retinanet_R_18_FPN_shapes1.yaml
+  --pretrain reproduction/backbones/retinanet_R_18_FPN_shapes1.pth
+  --output-dir output/reproduction/retinanet_shapes1_avx512
+  --results-dir reproduction/results/retinanet_shapes1_avx512)
 fcos=(--config-file configs/reproduction/fcos_R_18_FPN_shapes1.py
   --pretrain configs/reproduction/pretrain_retinanet_R_18_FPN_shapes1.yaml
   --output-dir output/reproduction/fcos_shapes1
@@ -87,4 +91,9 @@ table retinanet_shapes1_v2_gamma "${retinanet_kept[@]}" "${seeds[@]}" --baseline
 # ... the grid, the same runs, gives Fig. 9's plot (AP against gamma)
 sweep retinanet_shapes1_v2_gamma "${retinanet_kept[@]}" "${seeds[@]}" \
   --losses focal_eiou --set "$gamma=0.25,0.5,1.0,2.0"
+# Table 1 from the kept backbone, on one machine's fingerprint: against smooth L1, then EIoU
+table retinanet_shapes1_avx512_table1 "${retinanet_avx512[@]}" "${seeds[@]}" \
+  --losses smooth_l1 iou giou ciou focal_l1 eiou focal_eiou_v1 focal_eiou
+table retinanet_shapes1_avx512_table1_vs_eiou "${retinanet_avx512[@]}" "${seeds[@]}" \
+  --losses eiou iou giou ciou focal_eiou_v1 focal_eiou
 table fcos_shapes1 "${fcos[@]}" "${seeds[@]}" --losses giou eiou focal_eiou
