@@ -96,4 +96,6 @@ table retinanet_shapes1_avx512_table1 "${retinanet_avx512[@]}" "${seeds[@]}" \
   --losses smooth_l1 iou giou ciou focal_l1 eiou focal_eiou_v1 focal_eiou
 table retinanet_shapes1_avx512_table1_vs_eiou "${retinanet_avx512[@]}" "${seeds[@]}" \
   --losses eiou iou giou ciou focal_eiou_v1 focal_eiou
+table retinanet_shapes1_avx512_focal_eiou_vs_v1 "${retinanet_avx512[@]}" "${seeds[@]}" \
+  --losses focal_eiou_v1 focal_eiou
 table fcos_shapes1 "${fcos[@]}" "${seeds[@]}" --losses giou eiou focal_eiou
