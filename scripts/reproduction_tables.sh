@@ -70,16 +70,21 @@ sweep() { # name, then the protocol's command with --set: the sweep plot only
   cp "$folder/sweep.png" "reproduction/tables/${name}_sweep.png"
 }
 
+table1() { # prefix, then a protocol: Table 1 against smooth L1, then against EIoU (the paper's
+  # orderings among the IoU losses), then Focal-EIoU against v1
+  local prefix=$1
+  shift
+  table "${prefix}_table1" "$@" "${seeds[@]}" \
+    --losses smooth_l1 iou giou ciou focal_l1 eiou focal_eiou_v1 focal_eiou
+  table "${prefix}_table1_vs_eiou" "$@" "${seeds[@]}" \
+    --losses eiou iou giou ciou focal_eiou_v1 focal_eiou
+  table "${prefix}_focal_eiou_vs_v1" "$@" "${seeds[@]}" --losses focal_eiou_v1 focal_eiou
+}
+
 mkdir -p output/reproduction/tables
 table retinanet_shapes1 "${retinanet[@]}" "${seeds[@]}" \
   --losses smooth_l1 eiou focal_eiou "$control"
-# Table 1 against smooth L1, then against EIoU (the paper's orderings among the IoU losses)
-table retinanet_shapes1_table1 "${retinanet[@]}" "${seeds[@]}" \
-  --losses smooth_l1 iou giou ciou focal_l1 eiou focal_eiou_v1 focal_eiou
-table retinanet_shapes1_table1_vs_eiou "${retinanet[@]}" "${seeds[@]}" \
-  --losses eiou iou giou ciou focal_eiou_v1 focal_eiou
-table retinanet_shapes1_focal_eiou_vs_v1 "${retinanet[@]}" "${seeds[@]}" \
-  --losses focal_eiou_v1 focal_eiou
+table1 retinanet_shapes1 "${retinanet[@]}"
 # Table 2 against smooth L1, then FocalL1 against BalancedL1
 table retinanet_shapes1_table2 "${retinanet[@]}" "${seeds[@]}" \
   --losses smooth_l1 balanced_l1 focal_l1
@@ -91,11 +96,6 @@ table retinanet_shapes1_v2_gamma "${retinanet_kept[@]}" "${seeds[@]}" --baseline
 # ... the grid, the same runs, gives Fig. 9's plot (AP against gamma)
 sweep retinanet_shapes1_v2_gamma "${retinanet_kept[@]}" "${seeds[@]}" \
   --losses focal_eiou --set "$gamma=0.25,0.5,1.0,2.0"
-# Table 1 from the kept backbone, on one machine's fingerprint: against smooth L1, then EIoU
-table retinanet_shapes1_avx512_table1 "${retinanet_avx512[@]}" "${seeds[@]}" \
-  --losses smooth_l1 iou giou ciou focal_l1 eiou focal_eiou_v1 focal_eiou
-table retinanet_shapes1_avx512_table1_vs_eiou "${retinanet_avx512[@]}" "${seeds[@]}" \
-  --losses eiou iou giou ciou focal_eiou_v1 focal_eiou
-table retinanet_shapes1_avx512_focal_eiou_vs_v1 "${retinanet_avx512[@]}" "${seeds[@]}" \
-  --losses focal_eiou_v1 focal_eiou
+# Table 1 from the kept backbone, on one machine's fingerprint
+table1 retinanet_shapes1_avx512 "${retinanet_avx512[@]}"
 table fcos_shapes1 "${fcos[@]}" "${seeds[@]}" --losses giou eiou focal_eiou
