@@ -22,6 +22,7 @@ def save_then_draw(rank, folder):
     checkpointer = TrainingCheckpointer(torch.nn.Linear(2, 2), folder)
     checkpointer.save("model_0000003")
     torch.save(torch.rand(5), f"{folder}/expected.{rank}")
+    dist.barrier()  # no rank tears gloo down while the other still uses it (a rare SIGABRT)
     dist.destroy_process_group()
 
 
@@ -35,6 +36,7 @@ def restore_then_draw(rank, folder, world_size):
     )
     restore_rank_rng(checkpoint["rng_states"])
     torch.save(torch.rand(5), f"{folder}/drawn.{world_size}.{rank}")
+    dist.barrier()
     dist.destroy_process_group()
 
 

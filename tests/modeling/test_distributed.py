@@ -55,6 +55,7 @@ def launched_worker(architecture, result_file):
 def spawned_worker(rank, architecture, init_file, result_file):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     launched_worker(architecture, result_file)
+    dist.barrier()  # no rank tears gloo down while the other still uses it (a rare SIGABRT)
     dist.destroy_process_group()
 
 
