@@ -81,21 +81,25 @@ table1() { # prefix, then a protocol: Table 1 against smooth L1, then against EI
   table "${prefix}_focal_eiou_vs_v1" "$@" "${seeds[@]}" --losses focal_eiou_v1 focal_eiou
 }
 
+table2() { # prefix, then a protocol: Table 2 against smooth L1, then FocalL1 against BalancedL1
+  local prefix=$1
+  shift
+  table "${prefix}_table2" "$@" "${seeds[@]}" --losses smooth_l1 balanced_l1 focal_l1
+  table "${prefix}_table2_vs_balanced_l1" "$@" "${seeds[@]}" --losses balanced_l1 focal_l1
+}
+
 mkdir -p output/reproduction/tables
 table retinanet_shapes1 "${retinanet[@]}" "${seeds[@]}" \
   --losses smooth_l1 eiou focal_eiou "$control"
 table1 retinanet_shapes1 "${retinanet[@]}"
-# Table 2 against smooth L1, then FocalL1 against BalancedL1
-table retinanet_shapes1_table2 "${retinanet[@]}" "${seeds[@]}" \
-  --losses smooth_l1 balanced_l1 focal_l1
-table retinanet_shapes1_table2_vs_balanced_l1 "${retinanet[@]}" "${seeds[@]}" \
-  --losses balanced_l1 focal_l1
+table2 retinanet_shapes1 "${retinanet[@]}"
 # Fig. 9 (gamma of Focal-EIoU): the rows give the differences to the default gamma 0.5 ...
 table retinanet_shapes1_v2_gamma "${retinanet_kept[@]}" "${seeds[@]}" --baseline focal_eiou \
   --losses "focal_eiou[$gamma=0.25]" focal_eiou "focal_eiou[$gamma=1.0]" "focal_eiou[$gamma=2.0]"
 # ... the grid, the same runs, gives Fig. 9's plot (AP against gamma)
 sweep retinanet_shapes1_v2_gamma "${retinanet_kept[@]}" "${seeds[@]}" \
   --losses focal_eiou --set "$gamma=0.25,0.5,1.0,2.0"
-# Table 1 from the kept backbone, on one machine's fingerprint
+# Tables 1 and 2 from the kept backbone, on one machine's fingerprint
 table1 retinanet_shapes1_avx512 "${retinanet_avx512[@]}"
+table2 retinanet_shapes1_avx512 "${retinanet_avx512[@]}"
 table fcos_shapes1 "${fcos[@]}" "${seeds[@]}" --losses giou eiou focal_eiou

@@ -10,6 +10,7 @@ from detectron2.utils import comm
 
 from focal_eiou_d2.data.train_loader import build_lazy_train_loader
 
+from .box_loss_stall import BoxLossStallWarning
 from .checkpoint import TrainingCheckpointer
 from .coco_evaluator import build_coco_evaluator
 from .exact_resume import ExactResumeMixin
@@ -53,6 +54,7 @@ class LazyTrainer(ExactResumeMixin, TrainerBase):
                 hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
                 hooks.PeriodicCheckpointer(self.checkpointer, **cfg.train.checkpointer),
                 hooks.EvalHook(cfg.train.eval_period, self.test),
+                BoxLossStallWarning(),
                 (
                     hooks.PeriodicWriter(writers, period=cfg.train.log_period)
                     if comm.is_main_process()

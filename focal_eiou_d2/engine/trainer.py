@@ -6,6 +6,7 @@ from detectron2.engine import DefaultTrainer, hooks
 
 from focal_eiou_d2.data.train_loader import build_train_loader
 
+from .box_loss_stall import BoxLossStallWarning
 from .checkpoint import TrainingCheckpointer
 from .coco_evaluator import build_coco_evaluator
 from .exact_resume import ExactResumeMixin
@@ -41,7 +42,8 @@ class FocalEIoUTrainer(ExactResumeMixin, DefaultTrainer):
         return build_coco_evaluator(cfg.OUTPUT_DIR, dataset_name, output_folder)
 
     def build_hooks(self):
-        """Detectron2's hooks, with a :class:`TrainingCheckpointer` saving on every process.
+        """Detectron2's hooks, with a :class:`TrainingCheckpointer` saving on every process, and
+        a :class:`BoxLossStallWarning`.
 
         ``DefaultTrainer.__init__`` creates its checkpointer just before it builds the hooks;
         it is replaced here so that the periodic checkpoints and ``resume_or_load`` use the same
@@ -60,7 +62,7 @@ class FocalEIoUTrainer(ExactResumeMixin, DefaultTrainer):
                 self.checkpointer, self.cfg.SOLVER.CHECKPOINT_PERIOD
             )
             hook_list.insert(position, checkpointer)
-        return hook_list
+        return hook_list + [BoxLossStallWarning()]
 
     def state_dict(self):
         state = super().state_dict()
