@@ -13,6 +13,8 @@ from focal_eiou_d2.engine import load_run_config
 from focal_eiou_d2.engine.box_loss_stall import BoxLossStallWarning
 
 STALL = "has been exactly 0 for 20 iterations in a row"
+RETINANET = "configs/quickstart/retinanet_R_18_FPN_shapes_focal_eiou.yaml"
+FCOS = "configs/lazy/quickstart/fcos_R_18_FPN_shapes_focal_eiou.py"
 
 
 def warnings_for(values, key="loss_box_reg", repeat_steps=1):
@@ -68,9 +70,7 @@ def test_training_with_box_loss_weight_0_warns(dataset, tmp_path, caplog):
         "INPUT.MAX_SIZE_TRAIN", "64",
         "MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT", "0.0",
     ]  # fmt: skip
-    config = load_run_config(
-        "configs/quickstart/retinanet_R_18_FPN_shapes_focal_eiou.yaml", opts, output_dir=str(tmp_path)
-    )
+    config = load_run_config(RETINANET, opts, output_dir=str(tmp_path))
     trainer = config.build_trainer()
     with caplog.at_level(logging.WARNING):
         trainer.train()
@@ -79,7 +79,5 @@ def test_training_with_box_loss_weight_0_warns(dataset, tmp_path, caplog):
 
 def test_the_lazy_trainer_has_the_hook(dataset, tmp_path):
     opts = LAZY_SMOKE_OPTS + ["dataloader.train.dataset.names=stall_train"]
-    config = load_run_config(
-        "configs/lazy/quickstart/fcos_R_18_FPN_shapes_focal_eiou.py", opts, output_dir=str(tmp_path)
-    )
+    config = load_run_config(FCOS, opts, output_dir=str(tmp_path))
     assert any(isinstance(hook, BoxLossStallWarning) for hook in config.build_trainer()._hooks)
