@@ -21,12 +21,12 @@ import torch
 from detectron2.config import LazyConfig, instantiate
 from detectron2.data import MetadataCatalog, build_detection_test_loader
 from detectron2.modeling import build_model
-from omegaconf import ListConfig
 
 from focal_eiou_d2.config import box_loss_node, paper_loss_weight
 from focal_eiou_d2.data import dataset_classes, num_classes_for, register_coco_datasets
 from focal_eiou_d2.lazy_config import box_loss_nodes
 
+from .lazy_overrides import apply_overrides
 from .run_dir import run_classes
 from .setup import build_config, class_count_node, resolve_config_file
 
@@ -203,8 +203,7 @@ class LazyRunConfig:
             )
         register_coco_datasets(coco_datasets)
         cfg = LazyConfig.load(resolve_config_file(config_file))
-        check_override_keys(cfg, overrides)
-        cfg = LazyConfig.apply_overrides(cfg, overrides)
+        cfg = apply_overrides(cfg, overrides)
         for key in ("model", "train", "dataloader"):
             if key not in cfg:
                 raise ValueError(f"LazyConfig {config_file} has no {key!r}")
@@ -358,35 +357,6 @@ class LazyRunConfig:
     @property
     def input_format(self):
         return self.cfg.dataloader.test.mapper.get("image_format", "BGR")
-
-
-def check_override_keys(cfg, overrides):
-    """Raise ValueError for a ``key=value`` override whose key a LazyConfig lacks.
-
-    Detectron2's ``LazyConfig.apply_overrides`` creates missing keys, so that a misspelt one
-    (``train.max_iters=100``) would be ignored. A new key is accepted as the last part of a key
-    into a ``LazyCall`` node (a keyword argument of its target, checked when it is built) and
-    with Hydra's explicit ``+`` (add) or ``~`` (delete) prefixes; ``train.seed`` may be new too
-    (it is optional: Detectron2's ``default_setup`` and :attr:`LazyRunConfig.seed` default it).
-    """
-    for item in overrides:
-        key = item.split("=", 1)[0].strip()
-        if key.startswith(("+", "~")) or key == LazyRunConfig.SEED_KEY:
-            continue
-        node, parts = cfg, key.split(".")
-        for depth, part in enumerate(parts):
-            if hasattr(node, "keys") and part in node:
-                node = node[part]
-            elif isinstance(node, ListConfig) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            elif depth == len(parts) - 1 and hasattr(node, "keys") and "_target_" in node:
-                break
-            else:
-                raise ValueError(
-                    f"Non-existent key: {key} (check the key's spelling; a LazyConfig's keys are "
-                    "the fields of its nodes, e.g. train.max_iter; a keyword argument that a "
-                    "LazyCall node does not set yet may be added)"
-                )
 
 
 def class_names(config):

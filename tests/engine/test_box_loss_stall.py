@@ -1,7 +1,8 @@
-"""A box-regression loss of exactly 0 for 20 iterations in a row is a warning, once per stall, in
-both trainers."""
+"""A box-regression loss of exactly 0 in 20 recorded values in a row is a warning, once per stall,
+in both trainers."""
 
 import logging
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -12,46 +13,56 @@ from focal_eiou_d2.data import MINI_SPEC, register_shapes
 from focal_eiou_d2.engine import load_run_config
 from focal_eiou_d2.engine.box_loss_stall import BoxLossStallWarning
 
-STALL = "has been exactly 0 for 20 iterations in a row"
+STALL = re.compile(r"(\w+) has been exactly 0 from iteration (\d+) to (\d+) \(20 values in a row\)")
 RETINANET = "configs/quickstart/retinanet_R_18_FPN_shapes_focal_eiou.yaml"
 FCOS = "configs/lazy/quickstart/fcos_R_18_FPN_shapes_focal_eiou.py"
 
 
-def warnings_for(values, key="loss_box_reg", repeat_steps=1):
-    """The stall warnings of a hook fed ``values``, one per iteration (each step seen
-    ``repeat_steps`` times, as when no new value was recorded)."""
+def stalls(values, key="loss_box_reg", per_step=1, every=1):
+    """(key, first, last iteration) of each stall warning of a hook fed ``values``: one recorded
+    every ``every`` iterations, ``per_step`` of them between two steps of the hook (as when
+    metrics are written asynchronously), and the hook stepped again with nothing new."""
     hook = BoxLossStallWarning()
-    with EventStorage() as storage:
-        hook.trainer = SimpleNamespace(storage=storage)
-        records = []
-        handler = logging.Handler()
-        handler.emit = records.append
-        logger = logging.getLogger("focal_eiou_d2.engine.box_loss_stall")
-        logger.addHandler(handler)
-        try:
-            for iteration, value in enumerate(values):
-                storage.iter = iteration
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("focal_eiou_d2.engine.box_loss_stall")
+    logger.addHandler(handler)
+    try:
+        with EventStorage() as storage:
+            hook.trainer = SimpleNamespace(storage=storage)
+            for index, value in enumerate(values):
+                storage.iter = index * every
                 storage.put_scalar(key, value, smoothing_hint=False)
-                for _ in range(repeat_steps):
+                if (index + 1) % per_step == 0:
                     hook.after_step()
-        finally:
-            logger.removeHandler(handler)
-    return [record.getMessage() for record in records]
+                    hook.after_step()
+    finally:
+        logger.removeHandler(handler)
+    found = [STALL.match(record.getMessage()) for record in records]
+    assert all(found)
+    return [(match[1], int(match[2]), int(match[3])) for match in found]
 
 
 def test_warns_once_per_stall():
-    assert warnings_for([0.0] * 19) == []
-    (message,) = warnings_for([0.5] + [0.0] * 45)
-    assert message.startswith("loss_box_reg " + STALL + " (up to iteration 20)")
-    assert "docs/losses.md" in message
-    assert len(warnings_for([0.0] * 20 + [0.1] + [0.0] * 20)) == 2
-    assert len(warnings_for([0.0] * 20, key="loss_fcos_loc")) == 1
+    assert stalls([0.0] * 19) == []
+    assert stalls([0.5] + [0.0] * 45) == [("loss_box_reg", 1, 20)]
+    assert stalls([0.0] * 20 + [0.1] + [0.0] * 20) == [
+        ("loss_box_reg", 0, 19),
+        ("loss_box_reg", 21, 40),
+    ]
 
 
-def test_a_nonzero_loss_or_no_new_value_is_no_stall():
-    assert warnings_for([0.0] * 19 + [1e-8] + [0.0] * 19) == []
-    assert warnings_for([0.0] * 10, repeat_steps=3) == []  # 30 steps, 10 values
-    assert warnings_for([0.0] * 30, key="loss_cls") == []
+def test_every_box_loss_is_watched():
+    assert stalls([0.0] * 20, key="loss_fcos_loc") == [("loss_fcos_loc", 0, 19)]
+    assert stalls([0.0] * 20, key="loss_box_reg_stage2") == [("loss_box_reg_stage2", 0, 19)]
+    assert stalls([0.0] * 30, key="loss_cls") == []
+
+
+def test_every_recorded_value_counts_once():
+    assert stalls([0.0] * 19 + [1e-8] + [0.0] * 19, per_step=2) == []
+    assert stalls([0.0] * 40, per_step=3) == [("loss_box_reg", 0, 19)]
+    assert stalls([0.0] * 20, every=5) == [("loss_box_reg", 0, 95)]
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +85,7 @@ def test_training_with_box_loss_weight_0_warns(dataset, tmp_path, caplog):
     trainer = config.build_trainer()
     with caplog.at_level(logging.WARNING):
         trainer.train()
-    assert ("loss_box_reg " + STALL + " (up to iteration 19)") in caplog.text
+    assert "loss_box_reg has been exactly 0 from iteration 0 to 19 (20 values" in caplog.text
 
 
 def test_the_lazy_trainer_has_the_hook(dataset, tmp_path):

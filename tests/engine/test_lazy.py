@@ -103,22 +103,6 @@ def test_overrides_must_be_key_value():
         load_run_config(QUICKSTART, ["train.max_iter", "2"])
 
 
-@pytest.mark.parametrize(
-    "key", ["train.max_iters", "trian.max_iter", "model.backbone.nope.x", "train.max_iter.x",
-            "dataloader.train.mapper.augmentations.9.x"]
-)  # fmt: skip
-def test_an_override_of_a_missing_key_is_an_error(key):
-    with pytest.raises(ValueError, match=f"Non-existent key: {key} "):
-        load_run_config(QUICKSTART, [f"{key}=1"])
-
-
-def test_an_override_may_add_an_argument_to_a_lazycall_node():
-    config = load_run_config(
-        QUICKSTART, ["model.backbone.bottom_up.freeze_at=2", "+train.note=x", "train.seed=3"]
-    )
-    assert config.cfg.model.backbone.bottom_up.freeze_at == 2 and config.cfg.train.note == "x"
-
-
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     config = load_run_config(

@@ -50,12 +50,12 @@ def box_loss_and_grad(architecture, images):
 def launched_worker(architecture, result_file):
     loss, grad = box_loss_and_grad(architecture, [comm.get_rank()])
     torch.save({"loss": loss, "grad": grad}, f"{result_file}.{comm.get_rank()}")
+    comm.synchronize()  # no rank tears gloo down while the other still uses it (a rare SIGABRT)
 
 
 def spawned_worker(rank, architecture, init_file, result_file):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     launched_worker(architecture, result_file)
-    dist.barrier()  # no rank tears gloo down while the other still uses it (a rare SIGABRT)
     dist.destroy_process_group()
 
 

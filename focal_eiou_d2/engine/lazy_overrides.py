@@ -1,0 +1,98 @@
+"""LazyConfig ``key=value`` overrides that may not create a misspelt key.
+
+Detectron2's ``LazyConfig.apply_overrides`` creates every key it is given, so that
+``train.max_iters=100`` would be ignored silently. Here a new key is accepted only where it is
+meant to be one: a keyword argument that a ``LazyCall`` node's target takes, a parameter of a
+:class:`BoxRegressionLoss` (its ``params``, checked when the loss is built), ``train.seed``
+(optional: Detectron2's ``default_setup`` defaults it to -1) and a key with Hydra's explicit ``+``.
+"""
+
+import inspect
+
+from detectron2.config import LazyConfig
+from omegaconf import ListConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from focal_eiou_d2.modeling import BoxRegressionLoss
+
+OPTIONAL_KEYS = ("train.seed",)
+
+
+def apply_overrides(cfg, overrides):
+    """Apply ``overrides`` to ``cfg`` one at a time, each checked against the config it changes.
+
+    Args:
+        cfg (DictConfig): a loaded LazyConfig.
+        overrides (list[str]): ``key=value`` items (Hydra's override syntax, as Detectron2's).
+
+    Returns:
+        DictConfig: ``cfg`` with the overrides applied.
+
+    Raises:
+        ValueError: an override names a key ``cfg`` lacks and may not gain, or deletes one
+            (``~key``, which Detectron2 does not support).
+    """
+    for item in overrides:
+        check_key(cfg, item.split("=", 1)[0].strip())
+        cfg = LazyConfig.apply_overrides(cfg, [item])
+    return cfg
+
+
+def check_key(cfg, key):
+    """Raise ValueError unless an override of ``key`` may be applied to ``cfg`` (see the module).
+
+    Args:
+        cfg (DictConfig): a loaded LazyConfig.
+        key (str): a dotted key, e.g. ``train.max_iter`` or ``dataloader.train.mapper.
+            augmentations.0.short_edge_length``, possibly with Hydra's ``+`` or ``~`` prefix.
+    """
+    if key.startswith("~"):
+        raise ValueError(
+            f"{key}: deleting a key is not supported by Detectron2's LazyConfig overrides"
+        )
+    if key.startswith("+") or key in OPTIONAL_KEYS:
+        return
+    parent, node, parts = None, cfg, key.split(".")
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, ListConfig):
+            exists = part.isdigit() and int(part) < len(node)
+        else:
+            exists = hasattr(node, "keys") and part in node.keys()
+        if exists and last:
+            return
+        if exists:
+            try:
+                parent, node = node, node[int(part)] if isinstance(node, ListConfig) else node[part]
+            except OmegaConfBaseException:  # a missing value (???) or an interpolation: the
+                return  # key is there; what lies below it is Detectron2's to resolve
+            continue
+        if last and _may_add(node, parent, parts[-2:-1], part):
+            return
+        raise ValueError(
+            f"Non-existent key: {key} (check the key's spelling; a LazyConfig's keys are the "
+            "fields of its nodes, e.g. train.max_iter; prefix a key with + to add it on purpose)"
+        )
+
+
+def _may_add(node, parent, node_name, name):
+    """Whether ``name`` may be added to ``node`` (``parent``'s field ``node_name``, a list of one
+    name, or none at the top): a keyword argument its ``LazyCall`` target takes, or a loss
+    parameter under a BoxRegressionLoss's ``params``."""
+    if not hasattr(node, "keys"):
+        return False
+    if "_target_" in node.keys():
+        target = node._target_
+        try:
+            parameters = inspect.signature(target).parameters.values()
+        except (TypeError, ValueError):  # a target named by a string, or one without signature
+            return True
+        return any(
+            parameter.name == name or parameter.kind is inspect.Parameter.VAR_KEYWORD
+            for parameter in parameters
+        )
+    return (
+        node_name == ["params"]
+        and hasattr(parent, "keys")
+        and parent.get("_target_") is BoxRegressionLoss
+    )

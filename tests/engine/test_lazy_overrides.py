@@ -1,0 +1,60 @@
+"""A LazyConfig override may not create a misspelt key (Detectron2's apply_overrides would): new
+keys only where they are meant to be, each override checked against the config it changes."""
+
+import re
+
+import pytest
+from detectron2.config import LazyConfig
+from omegaconf import OmegaConf
+from tiny_models import REPO
+
+from focal_eiou_d2.engine import load_run_config
+from focal_eiou_d2.engine.lazy_overrides import apply_overrides, check_key
+
+QUICKSTART = "configs/lazy/quickstart/fcos_R_18_FPN_shapes_focal_eiou.py"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "train.max_iters",  # a misspelt field of a plain node
+        "trian.max_iter",
+        "model.backbone.nope.x",
+        "train.max_iter.x",  # below a value
+        "dataloader.train.mapper.augmentations.9.x",  # past a list's end
+        "dataloader.train.num_worker",  # an argument build_detection_train_loader does not take
+        "model.box_loss.paramz.gamma",
+    ],
+)
+def test_an_override_of_a_missing_key_is_an_error(key):
+    with pytest.raises(ValueError, match=f"Non-existent key: {re.escape(key)} "):
+        load_run_config(QUICKSTART, [f"{key}=1"])
+
+
+def test_new_keys_where_they_are_meant_to_be():
+    overrides = [
+        "model.backbone.bottom_up.freeze_at=2",  # an argument the target takes, not set yet
+        "model.box_loss.params.gamma=0.25",  # a loss parameter (checked when the loss is built)
+        "+train.extra={a:1}",  # Hydra's explicit add ...
+        "train.extra.a=2",  # ... and a key below it, checked after it is applied
+    ]
+    cfg = apply_overrides(LazyConfig.load(str(REPO / QUICKSTART)), overrides)
+    assert cfg.model.backbone.bottom_up.freeze_at == 2
+    assert cfg.model.box_loss.params == {"gamma": 0.25} and cfg.train.extra == {"a": 2}
+
+
+def test_train_seed_is_optional():
+    cfg = LazyConfig.load(str(REPO / QUICKSTART))
+    del cfg.train["seed"]
+    assert apply_overrides(cfg, ["train.seed=3"]).train.seed == 3
+
+
+def test_missing_values_and_interpolations_are_keys():
+    cfg = OmegaConf.create({"train": {"a": "???", "b": "${nope}"}})
+    for key in ("train.a", "train.b", "train.a.x", "train.b.y"):
+        check_key(cfg, key)
+
+
+def test_deleting_a_key_is_a_clear_error():
+    with pytest.raises(ValueError, match="deleting a key is not supported"):
+        apply_overrides(LazyConfig.load(str(REPO / QUICKSTART)), ["~train.max_iter"])
