@@ -39,7 +39,6 @@ seeds=(--seeds 0 1 2 3 4)
 control="smooth_l1[MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=0.25]"
 gamma=MODEL.FOCAL_EIOU.GAMMA
 beta=MODEL.FOCAL_EIOU.FOCAL_L1_BETA
-weight=MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT
 
 tabulate() { # folder, then the protocol's command: its tables, into folder (the last
   # --output-dir counts), from the result files, without training
@@ -106,13 +105,7 @@ table1 retinanet_shapes1_avx512 "${retinanet_avx512[@]}"
 table2 retinanet_shapes1_avx512 "${retinanet_avx512[@]}"
 # Fig. 9, beta of FocalL1 (differences to the default 0.8) and its plot
 table retinanet_shapes1_avx512_focal_l1_beta "${retinanet_avx512[@]}" "${seeds[@]}" \
-  --baseline focal_l1 --losses "focal_l1[$beta=0.4]" "focal_l1[$beta=0.6]" focal_l1 \
-  "focal_l1[$beta=1.0]"
+  --baseline focal_l1 --losses "focal_l1[$beta=0.4]" focal_l1 "focal_l1[$beta=1.0]"
 sweep retinanet_shapes1_avx512_focal_l1_beta "${retinanet_avx512[@]}" "${seeds[@]}" \
-  --losses focal_l1 --set "$beta=0.4,0.6,0.8,1.0"
-# Fig. 9, box-loss weight of Focal-EIoU (differences to the paper's 2.5) and its plot
-table retinanet_shapes1_avx512_focal_eiou_weight "${retinanet_avx512[@]}" "${seeds[@]}" \
-  --baseline focal_eiou --losses "focal_eiou[$weight=1.0]" focal_eiou "focal_eiou[$weight=5.0]"
-sweep retinanet_shapes1_avx512_focal_eiou_weight "${retinanet_avx512[@]}" "${seeds[@]}" \
-  --losses focal_eiou --set "$weight=1.0,2.5,5.0"
+  --losses focal_l1 --set "$beta=0.4,0.8,1.0"
 table fcos_shapes1 "${fcos[@]}" "${seeds[@]}" --losses giou eiou focal_eiou
