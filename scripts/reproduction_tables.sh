@@ -108,4 +108,7 @@ table retinanet_shapes1_avx512_focal_l1_beta "${retinanet_avx512[@]}" "${seeds[@
   --baseline focal_l1 --losses "focal_l1[$beta=0.4]" focal_l1 "focal_l1[$beta=1.0]"
 sweep retinanet_shapes1_avx512_focal_l1_beta "${retinanet_avx512[@]}" "${seeds[@]}" \
   --losses focal_l1 --set "$beta=0.4,0.8,1.0"
+# ... and the same runs against smooth L1
+table retinanet_shapes1_avx512_focal_l1_beta_vs_smooth_l1 "${retinanet_avx512[@]}" "${seeds[@]}" \
+  --losses smooth_l1 "focal_l1[$beta=0.4]" focal_l1 "focal_l1[$beta=1.0]"
 table fcos_shapes1 "${fcos[@]}" "${seeds[@]}" --losses giou eiou focal_eiou
