@@ -254,6 +254,16 @@ def build_train_loader(cfg):
     )
 
 
+# The fields of a ``build_detection_train_loader`` node that :func:`build_lazy_train_loader` reads.
+LAZY_TRAIN_LOADER_FIELDS = (
+    "dataset",
+    "mapper",
+    "total_batch_size",
+    "num_workers",
+    "aspect_ratio_grouping",
+)
+
+
 def build_lazy_train_loader(train, seed):
     """The training loader of a LazyConfig's ``dataloader.train`` node.
 
@@ -261,6 +271,11 @@ def build_lazy_train_loader(train, seed):
     (its model-zoo form) becomes a :class:`ResumableTrainLoader` over the same records, mapper,
     batch size, workers and grouping; any other node is instantiated as it is (its data order
     restarts when a run is resumed).
+
+    Raises:
+        ValueError: the node sets a field the resumable loader does not read (Detectron2 main's
+            ``build_detection_train_loader`` takes ``**kwargs``, so a misspelt field passes the
+            override check).
 
     Args:
         train (DictConfig): ``cfg.dataloader.train``.
@@ -274,6 +289,12 @@ def build_lazy_train_loader(train, seed):
             "dataloader.train is not Detectron2's default loader: its order restarts on resume"
         )
         return instantiate(train)
+    unused = sorted(set(train.keys()) - {"_target_", "sampler", *LAZY_TRAIN_LOADER_FIELDS})
+    if unused:
+        raise ValueError(
+            f"dataloader.train.{unused[0]} is not used by the resumable training loader, which "
+            f"takes {', '.join(LAZY_TRAIN_LOADER_FIELDS)} (check the spelling, or remove it)"
+        )
     world_size = comm.get_world_size()
     if train.total_batch_size % world_size:
         raise ValueError(
