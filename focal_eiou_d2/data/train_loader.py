@@ -272,15 +272,15 @@ def build_lazy_train_loader(train, seed):
     batch size, workers and grouping; any other node is instantiated as it is (its data order
     restarts when a run is resumed).
 
-    Raises:
-        ValueError: the node sets a field the resumable loader does not read (Detectron2 main's
-            ``build_detection_train_loader`` takes ``**kwargs``, so a misspelt field passes the
-            override check).
-
     Args:
         train (DictConfig): ``cfg.dataloader.train``.
         seed (int): the seed of the data order (a negative one draws a seed shared by all
             processes).
+
+    Raises:
+        ValueError: the node sets a field the resumable loader does not read (Detectron2 main's
+            ``build_detection_train_loader`` takes ``**kwargs``, so a misspelt field passes the
+            override check).
     """
     from detectron2.config import instantiate
 

@@ -3,8 +3,9 @@
 Detectron2's ``LazyConfig.apply_overrides`` creates every key it is given, so that
 ``train.max_iters=100`` would be ignored silently. Here a new key is accepted only where it is
 meant to be one: a keyword argument that a ``LazyCall`` node's target takes, a parameter of a
-:class:`BoxRegressionLoss` (its ``params``, checked when the loss is built), ``train.seed``
-(optional: Detectron2's ``default_setup`` defaults it to -1) and a key with Hydra's explicit ``+``.
+:class:`BoxRegressionLoss` (its ``params``, checked when the loss is built), a key the caller
+names optional (such as ``train.seed``, which Detectron2's ``default_setup`` defaults to -1) and
+a key with Hydra's explicit ``+``.
 """
 
 import inspect
@@ -15,15 +16,14 @@ from omegaconf.errors import OmegaConfBaseException
 
 from focal_eiou_d2.modeling import BoxRegressionLoss
 
-OPTIONAL_KEYS = ("train.seed",)
 
-
-def apply_overrides(cfg, overrides):
+def apply_overrides(cfg, overrides, optional_keys=()):
     """Apply ``overrides`` to ``cfg`` one at a time, each checked against the config it changes.
 
     Args:
         cfg (DictConfig): a loaded LazyConfig.
         overrides (list[str]): ``key=value`` items (Hydra's override syntax, as Detectron2's).
+        optional_keys (tuple[str]): keys that may be new anywhere (read with a default).
 
     Returns:
         DictConfig: ``cfg`` with the overrides applied.
@@ -33,24 +33,28 @@ def apply_overrides(cfg, overrides):
             (``~key``, which Detectron2 does not support).
     """
     for item in overrides:
-        check_key(cfg, item.split("=", 1)[0].strip())
+        check_key(cfg, item.split("=", 1)[0].strip(), optional_keys)
         cfg = LazyConfig.apply_overrides(cfg, [item])
     return cfg
 
 
-def check_key(cfg, key):
+def check_key(cfg, key, optional_keys=()):
     """Raise ValueError unless an override of ``key`` may be applied to ``cfg`` (see the module).
 
     Args:
         cfg (DictConfig): a loaded LazyConfig.
         key (str): a dotted key, e.g. ``train.max_iter`` or ``dataloader.train.mapper.
             augmentations.0.short_edge_length``, possibly with Hydra's ``+`` or ``~`` prefix.
+        optional_keys (tuple[str]): keys that may be new anywhere.
+
+    Raises:
+        ValueError: see :func:`apply_overrides`.
     """
     if key.startswith("~"):
         raise ValueError(
             f"{key}: deleting a key is not supported by Detectron2's LazyConfig overrides"
         )
-    if key.startswith("+") or key in OPTIONAL_KEYS:
+    if key.startswith("+") or key in optional_keys:
         return
     parent, node, parts = None, cfg, key.split(".")
     for depth, part in enumerate(parts):
@@ -67,7 +71,7 @@ def check_key(cfg, key):
             except OmegaConfBaseException:  # a missing value (???) or an interpolation: the
                 return  # key is there; what lies below it is Detectron2's to resolve
             continue
-        if last and _may_add(node, parent, parts[-2:-1], part):
+        if last and _may_add(node, parent, parts[-2] if depth else None, part):
             return
         raise ValueError(
             f"Non-existent key: {key} (check the key's spelling; a LazyConfig's keys are the "
@@ -76,9 +80,9 @@ def check_key(cfg, key):
 
 
 def _may_add(node, parent, node_name, name):
-    """Whether ``name`` may be added to ``node`` (``parent``'s field ``node_name``, a list of one
-    name, or none at the top): a keyword argument its ``LazyCall`` target takes, or a loss
-    parameter under a BoxRegressionLoss's ``params``."""
+    """Whether ``name`` may be added to ``node`` (``parent``'s field ``node_name``; both None at
+    the top): a keyword argument its ``LazyCall`` target takes, or a loss parameter under a
+    BoxRegressionLoss's ``params``."""
     if not hasattr(node, "keys"):
         return False
     if "_target_" in node.keys():
@@ -92,7 +96,7 @@ def _may_add(node, parent, node_name, name):
             for parameter in parameters
         )
     return (
-        node_name == ["params"]
+        node_name == "params"
         and hasattr(parent, "keys")
         and parent.get("_target_") is BoxRegressionLoss
     )

@@ -203,7 +203,7 @@ class LazyRunConfig:
             )
         register_coco_datasets(coco_datasets)
         cfg = LazyConfig.load(resolve_config_file(config_file))
-        cfg = apply_overrides(cfg, overrides)
+        cfg = apply_overrides(cfg, overrides, optional_keys=(cls.SEED_KEY,))
         for key in ("model", "train", "dataloader"):
             if key not in cfg:
                 raise ValueError(f"LazyConfig {config_file} has no {key!r}")

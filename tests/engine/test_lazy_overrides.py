@@ -43,10 +43,11 @@ def test_new_keys_where_they_are_meant_to_be():
     assert cfg.model.box_loss.params == {"gamma": 0.25} and cfg.train.extra == {"a": 2}
 
 
-def test_train_seed_is_optional():
+def test_train_seed_is_optional(monkeypatch):
     cfg = LazyConfig.load(str(REPO / QUICKSTART))
     del cfg.train["seed"]
-    assert apply_overrides(cfg, ["train.seed=3"]).train.seed == 3
+    monkeypatch.setattr(LazyConfig, "load", staticmethod(lambda path: cfg))
+    assert load_run_config(QUICKSTART, ["train.seed=3"]).seed == 3
 
 
 def test_missing_values_and_interpolations_are_keys():
