@@ -25,5 +25,5 @@ tables: setup
 	PYTHON=$(PY) scripts/reproduction_tables.sh
 
 format: setup
-	$(PY) -m ruff check --fix focal_eiou_d2 tests benchmarks demo scripts train_net.py
-	$(PY) -m black focal_eiou_d2 tests benchmarks demo scripts train_net.py
+	$(PY) -m ruff check --fix focal_eiou_d2 tests benchmarks demo scripts train_net.py lazy_train_net.py
+	$(PY) -m black focal_eiou_d2 tests benchmarks demo scripts train_net.py lazy_train_net.py

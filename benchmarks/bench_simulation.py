@@ -3,10 +3,8 @@
 Part 1 times setup 1 (343,000 pairs, T = 200, the default reading) for the six IoU-family
 losses and compares each with a bare loop of the library's forward + backward alone, so that the
 overhead of the simulation (box conversion, update, metrics) is visible. Target: < 60 s in total
-on 2 threads. Each loss is warmed up first (a 1-iteration run), so a one-off compilation of the
-library's fast path is reported in its own column and not in the timed run. The "path" column
-names the library's path; its switch, the environment variable ``FOCAL_EIOU_D2_FAST_PATH``
-(docs/performance.md), chooses another one for the whole benchmark.
+on 2 threads. Each loss is warmed up first (a 1-iteration run, reported in its own column), so
+that first-call costs (allocations, lazy initialization) stay out of the timed run.
 
 Part 2 runs the DIoU authors' setup (``--reading diou``, 1,715,000 pairs) for one loss in a fresh
 process and prints its peak resident memory (ru_maxrss). Budget: 24 GB.
@@ -99,12 +97,12 @@ def time_losses(args: argparse.Namespace) -> None:
         f"part 1: {first.reading} reading, {first.setup}, T={first.iterations}, {first.dtype}, "
         f"{args.threads} threads"
     )
-    header = f"{'loss':<12}{'path':>10}{'warm-up s':>11}{'wall s':>8}{'cpu s':>8}"
+    header = f"{'loss':<12}{'warm-up s':>11}{'wall s':>8}{'cpu s':>8}"
     print(header + f"{'ms/it':>8}{'bare ms/it':>12}{'overhead':>10}")
     for name in args.losses:
         config = replace(first, losses=(name,))
         start = time.perf_counter()
-        run_experiment(replace(config, iterations=1), progress=False)  # compiles if needed
+        run_experiment(replace(config, iterations=1), progress=False)
         warm_up = time.perf_counter() - start
         cpu_start = time.process_time()
         result = run_experiment(config, progress=False)["losses"][name]
@@ -112,7 +110,7 @@ def time_losses(args: argparse.Namespace) -> None:
         wall = result["wall_time_s"]
         total_wall, total_cpu = total_wall + wall, total_cpu + cpu
         per_iteration = wall / config.iterations
-        row = f"{name:<12}{result['loss_path']:>10}{warm_up:>11.1f}{wall:>8.1f}{cpu:>8.1f}"
+        row = f"{name:<12}{warm_up:>11.1f}{wall:>8.1f}{cpu:>8.1f}"
         row += f"{per_iteration * 1e3:>8.1f}"
         if args.bare_iterations:
             bare = bare_seconds_per_iteration(name, config, args.bare_iterations)

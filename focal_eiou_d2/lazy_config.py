@@ -18,8 +18,7 @@ from detectron2.modeling.meta_arch.fcos import FCOS
 from detectron2.modeling.roi_heads import FastRCNNOutputLayers
 from torch import nn
 
-from focal_eiou_d2.config import paper_loss_weight
-from focal_eiou_d2.layers import BOX_LOSSES
+from focal_eiou_d2.layers import get_box_loss
 from focal_eiou_d2.modeling import (
     BoxRegressionLoss,
     FocalEIoUFastRCNNOutputLayers,
@@ -45,9 +44,8 @@ def use_box_loss(model, loss_type, weight=None, **params):
     Raises:
         ValueError: an unknown loss, or a model this function does not know.
     """
-    if loss_type not in BOX_LOSSES:
-        raise ValueError(f"unknown box loss {loss_type!r}; valid: {', '.join(BOX_LOSSES)}")
-    weight = paper_loss_weight(loss_type) if weight is None else float(weight)
+    spec = get_box_loss(loss_type)
+    weight = spec.paper_weight if weight is None else float(weight)
     loss = L(BoxRegressionLoss)(loss_type=loss_type, params=dict(params))
     target = model._target_
     if target in DENSE_DETECTORS or target in DENSE_DETECTORS.values():

@@ -68,7 +68,7 @@ if [ "$MODE" = gpu ]; then
   BENCH_256=(--batch-size 16 --iters 100 --warmup 20 --rounds 4 DATALOADER.NUM_WORKERS 8)
   BENCH_800=(--batch-size 4 --image-size 800 --iters 60 --warmup 10 --rounds 4
     DATALOADER.NUM_WORKERS 8)
-  LOSSES_ARGS=(--devices cuda)
+  LOSSES_ARGS=(--device cuda)
   REST_TESTS=(-m "not slow" tests/layers tests/modeling)
   PROTOCOL_JOBS=${PROTOCOL_JOBS:-8}
   PROTOCOL_MIN_RUN_S=60
@@ -89,7 +89,7 @@ else
     --rounds 2 DATALOADER.NUM_WORKERS 0)
   BENCH_800=(--dataset shapes_mini_train --image-size 160 --batch-size 1 --iters 2 --warmup 1
     --rounds 2 DATALOADER.NUM_WORKERS 0)
-  LOSSES_ARGS=(--devices cpu --sizes 1e3 --repeats 2 --no-others --losses focal_eiou)
+  LOSSES_ARGS=(--device cpu --sizes 1e3 --rounds 2 --losses focal_eiou)
   REST_TESTS=(tests/modeling/test_config.py)
   PROTOCOL_JOBS=${PROTOCOL_JOBS:-2}
   PROTOCOL_MIN_RUN_S=10
@@ -364,7 +364,7 @@ sys.path.insert(0, "tests")
 from tiny_models import build_tiny_model, make_inputs  # noqa: E402
 
 FORCED_WORLD_SIZE = 2
-PAIRS = 4096  # above the fast path's threshold, as in a real batch
+PAIRS = 4096  # as many as a real batch has
 parser = argparse.ArgumentParser()
 parser.add_argument("--backend", required=True)
 parser.add_argument("--device", required=True)
@@ -468,7 +468,7 @@ protocol_run() {
   fi
   # shellcheck disable=SC2086  # the options, one word each, as exported
   "$PY" -m focal_eiou_d2.tools.ablate $PROTOCOL --losses "$loss" --seeds "$seed" \
-    --output-dir "$folder" --results-dir "$folder/results" $PROTOCOL_OPT_LIST > "$folder.log" 2>&1
+    --output "$folder" --results-dir "$folder/results" $PROTOCOL_OPT_LIST > "$folder.log" 2>&1
   rc=$?
   echo "$loss seed $seed: rc $rc, $(($(date +%s) - begin))s"
   [ $rc -eq 0 ] || tail -n 20 "$folder.log"
@@ -478,7 +478,7 @@ protocol_run() {
 protocol_table() {
   # shellcheck disable=SC2086
   "$PY" -m focal_eiou_d2.tools.ablate $PROTOCOL --losses $PROTOCOL_LOSS_LIST \
-    --seeds $PROTOCOL_SEED_LIST --finished-only --output-dir "$WORK/protocol/table" \
+    --seeds $PROTOCOL_SEED_LIST --finished-only --output "$WORK/protocol/table" \
     --results-dir "$WORK/protocol/results" $PROTOCOL_OPT_LIST
 }
 

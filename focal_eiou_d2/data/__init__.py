@@ -11,7 +11,13 @@ The user's datasets come from the command line, ``--coco-dataset NAME ANNOTATION
 
 from .classes import dataset_classes, num_classes_for
 from .coco import CocoDataset, add_coco_dataset_argument, register_coco_datasets
-from .register import DEFAULT_NAMES, MINI_NAMES, ONE_CLASS_DATASETS, register_shapes
+from .register import (
+    DEFAULT_NAMES,
+    MINI_NAMES,
+    ONE_CLASS_DATASETS,
+    check_datasets_exist,
+    register_shapes,
+)
 from .root import datasets_root, default_root
 from .scene import render_scene
 from .shapes import CLASS_COLORS, CLASS_NAMES
@@ -28,6 +34,7 @@ from .writer import (
 )
 
 __all__ = [
+    "check_datasets_exist",
     "CLASS_COLORS",
     "CLASS_NAMES",
     "DEFAULT_NAMES",

@@ -6,6 +6,7 @@ with ``load_coco_json``.
 """
 
 import functools
+import os
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
@@ -74,3 +75,32 @@ def register_split(name, directory, split, spec):
         thing_colors=[list(colour) for colour in CLASS_COLORS[: len(spec.class_names())]],
         thing_dataset_id_to_contiguous_id={i + 1: i for i in range(len(spec.class_names()))},
     )
+
+
+def check_datasets_exist(names):
+    """Raise FileNotFoundError naming the expected files when a dataset of ``names`` is missing.
+
+    Datasets whose metadata names a ``json_file`` (Detectron2's builtin COCO registration, or
+    ``register_coco_instances``) are checked; datasets generated on first use are skipped.
+
+    Args:
+        names (Iterable[str]): registered dataset names (the training ones, and the test ones;
+            evaluation needs only the latter).
+    """
+    root = os.environ.get("DETECTRON2_DATASETS", "datasets")
+    for name in names:
+        metadata = MetadataCatalog.get(name)
+        json_file = metadata.get("json_file", None)
+        if json_file is None or metadata.get("generated_on_first_use", False):
+            continue
+        missing = [p for p in (json_file, metadata.get("image_root", ".")) if not os.path.exists(p)]
+        if missing:
+            raise FileNotFoundError(
+                f"dataset {name!r} is not where Detectron2 expects it: missing {missing}. "
+                f"Builtin datasets are read under $DETECTRON2_DATASETS (now {root!r}, relative to "
+                f"the current folder); for COCO 2017 that is "
+                f"{root}/coco/annotations/instances_{{train,val}}2017.json and "
+                f"{root}/coco/{{train,val}}2017/. Set DETECTRON2_DATASETS to the folder holding "
+                "coco/, register your own data with --coco-dataset NAME JSON IMAGE_DIR, or train "
+                "on the embedded dataset (configs/quickstart/)."
+            )

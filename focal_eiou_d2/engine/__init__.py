@@ -1,15 +1,24 @@
 """Training and evaluation with Detectron2's engine: the config builders, the trainers,
 checkpoints and output folders."""
 
+from focal_eiou_d2.data import check_datasets_exist
+
 from .checkpoint import WeightsError, WeightsMismatchError, load_trained_weights
-from .run_config import LazyRunConfig, YamlRunConfig, load_run_config
+from .run_config import (
+    LazyRunConfig,
+    RunConfig,
+    YamlRunConfig,
+    build_config,
+    load_run_config,
+    resolve_config_file,
+)
 from .run_dir import OutputDirError, claim_output_dir
-from .setup import build_config, check_datasets_exist
 from .trainer import FocalEIoUTrainer
 
 __all__ = [
     "FocalEIoUTrainer",
     "LazyRunConfig",
+    "RunConfig",
     "OutputDirError",
     "WeightsError",
     "WeightsMismatchError",
@@ -19,4 +28,5 @@ __all__ = [
     "claim_output_dir",
     "load_run_config",
     "load_trained_weights",
+    "resolve_config_file",
 ]

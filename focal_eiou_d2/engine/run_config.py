@@ -1,38 +1,46 @@
-"""One interface over the two kinds of Detectron2 config, so that every tool takes either.
+"""The one config builder of this project: both kinds of Detectron2 config behind one interface,
+so that every tool takes either.
 
 - a YAML config (``.yaml``): a yacs ``CfgNode``, overrides as ``KEY VALUE`` pairs (Detectron2's
   ``train_net.py`` convention), trained by :class:`FocalEIoUTrainer`;
 - a LazyConfig (``.py``): a Python file of ``LazyCall`` nodes, overrides as ``key=value``
   (Detectron2's ``lazyconfig_train_net.py`` convention), trained by :class:`LazyTrainer`.
 
-:func:`load_run_config` tells them apart by the extension. Both give the same guarantees: this
-project's config keys and checks, ``--coco-dataset`` datasets registered first, the class count of
-the training data (or of the run that wrote the weights), and a digest of everything but the
-output folder.
+:func:`load_run_config` tells them apart by the extension. :meth:`RunConfig.load` applies one
+policy to both: this project's config keys and checks, ``--coco-dataset`` datasets registered
+first, the class count of the training data (or of the run that wrote the weights), the CPU
+fallback of inference tools, and a digest of everything but the output folder.
 """
 
 import copy
 import hashlib
 import logging
+import os
 import re
+from pathlib import Path
+from traceback import extract_tb
 
 import detectron2.data.transforms as T
 import torch
-from detectron2.config import LazyConfig, instantiate
+from detectron2.config import LazyConfig, get_cfg, instantiate
 from detectron2.data import MetadataCatalog, build_detection_test_loader
-from detectron2.modeling import build_model
+from detectron2.modeling import META_ARCH_REGISTRY, RetinaNet, build_model
 
-from focal_eiou_d2.config import box_loss_node, paper_loss_weight
+from focal_eiou_d2 import add_focal_eiou_config
 from focal_eiou_d2.data import dataset_classes, num_classes_for, register_coco_datasets
+from focal_eiou_d2.layers import get_box_loss
 from focal_eiou_d2.lazy_config import box_loss_nodes
 
-from .lazy_overrides import apply_overrides
+from .lazy_overrides import TRAIN_EXTRAS, apply_overrides, check_train_node
 from .run_dir import run_classes
-from .setup import build_config, class_count_node, resolve_config_file
 
 logger = logging.getLogger(__name__)
 
 LAZY_EXTENSION = ".py"
+CLASSES_FROM = ("train", "run", "config")
+
+# The checkout this package lives in (configs/ are found there when run from another folder).
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_run_config(config_file, overrides=(), **options):
@@ -44,7 +52,7 @@ def load_run_config(config_file, overrides=(), **options):
             checkout too).
         overrides (list[str]): ``KEY VALUE ...`` for YAML, ``key=value ...`` for LazyConfig.
         options: ``output_dir``, ``weights``, ``coco_datasets``, ``classes_from`` and
-            ``cpu_fallback``, as in :func:`focal_eiou_d2.engine.build_config`.
+            ``cpu_fallback``, as in :meth:`RunConfig.load`.
 
     Raises:
         ValueError, KeyError, FileNotFoundError, DatasetError: a bad config or override.
@@ -53,22 +61,185 @@ def load_run_config(config_file, overrides=(), **options):
     return kind.load(config_file, list(overrides), **options)
 
 
-class YamlRunConfig:
-    """A YAML config: a frozen ``CfgNode`` (``.cfg``)."""
+def build_config(config_file, opts=(), **options):
+    """The frozen ``CfgNode`` of a YAML config (:meth:`RunConfig.load`'s options)."""
+    return YamlRunConfig.load(config_file, list(opts), **options).cfg
 
-    kind = "yaml"
-    SEED_KEY = "SEED"
-    OUTPUT_KEY = "OUTPUT_DIR"
-    WEIGHTS_KEY = "MODEL.WEIGHTS"
-    CONFIG_NAME = "config.yaml"
+
+def resolve_config_file(config_file):
+    """``config_file`` as given if it exists, else relative to the project's checkout.
+
+    Raises:
+        FileNotFoundError: neither exists.
+    """
+    if os.path.isfile(config_file):
+        return config_file
+    in_project = PROJECT_ROOT / config_file
+    if not os.path.isabs(config_file) and in_project.is_file():
+        return str(in_project)
+    raise FileNotFoundError(
+        f"config file {config_file} not found (nor under {PROJECT_ROOT}); give a path to a YAML "
+        "or LazyConfig file, e.g. configs/quickstart/retinanet_R_18_FPN_shapes_focal_eiou.yaml"
+    )
+
+
+class RunConfig:
+    """What both kinds of config share: the policy of :meth:`load`, and access by dotted key.
+
+    A subclass reads its kind of file (:meth:`_read`), names its keys (``SEED_KEY``,
+    ``OUTPUT_KEY``, ``WEIGHTS_KEY``, ``DEVICE_KEY``, :attr:`class_count_key`) and says which
+    keys its overrides set (:meth:`_override_keys`).
+    """
 
     def __init__(self, cfg, config_file):
         self.cfg = cfg
         self.config_file = config_file
 
     @classmethod
-    def load(cls, config_file, overrides, **kwargs):
-        return cls(build_config(config_file, overrides, **kwargs), config_file)
+    def load(
+        cls,
+        config_file,
+        overrides,
+        *,
+        output_dir=None,
+        weights=None,
+        coco_datasets=(),
+        classes_from="train",
+        cpu_fallback=False,
+    ):
+        """Load ``config_file`` with ``overrides`` and apply the project's policy.
+
+        Registers the embedded datasets and ``coco_datasets`` first (call it in every process of
+        a distributed run).
+
+        Args:
+            config_file (str): the config file (found relative to the project's checkout too).
+            overrides (list[str]): this kind's command-line overrides.
+            output_dir (str or None): replaces the output folder.
+            weights (str or None): replaces the initial weights (after ``overrides``).
+            coco_datasets (list[CocoDataset]): datasets of ``--coco-dataset``, registered first.
+            classes_from (str): where the head's class count comes from: "train", the classes
+                of the training datasets (training tools); "run", those recorded with the run
+                that trained the weights, else the training datasets' (inference tools: weights
+                and head must match); "config", the config's value. A count given in
+                ``overrides`` is kept, but may not be smaller than the dataset's.
+            cpu_fallback (bool): for inference tools: run on the CPU when the config asks for
+                CUDA, CUDA is unavailable and ``overrides`` do not ask for it explicitly.
+
+        Raises:
+            ValueError: a bad override, or CUDA asked for where there is none (with
+                ``cpu_fallback``); DatasetError: a dataset problem.
+        """
+        import focal_eiou_d2.data  # noqa: F401  registers the embedded datasets
+
+        if classes_from not in CLASSES_FROM:
+            raise ValueError(f"classes_from must be one of {CLASSES_FROM}, got {classes_from!r}")
+        register_coco_datasets(coco_datasets)
+        config = cls(cls._read(resolve_config_file(config_file), overrides), config_file)
+        explicit = cls._override_keys(overrides)
+        if output_dir:
+            config.set(cls.OUTPUT_KEY, output_dir)
+        if weights is not None:
+            config.set(cls.WEIGHTS_KEY, weights)
+        if classes_from != "config":
+            classes = run_classes(config.weights) if classes_from == "run" else None
+            if classes is None and config.train_datasets:
+                classes = dataset_classes(config.train_datasets)
+            if classes is not None:
+                key = config.class_count_key
+                count = num_classes_for(len(classes), key, config.get(key), key in explicit)
+                config.set(key, count)
+        if cpu_fallback and config.device.startswith("cuda") and not torch.cuda.is_available():
+            if cls.DEVICE_KEY in explicit:
+                raise ValueError(
+                    f"{cls.DEVICE_KEY} {config.device} was asked for; CUDA is unavailable"
+                )
+            logger.info("CUDA is unavailable: running %s on the CPU", config_file)
+            config.set(cls.DEVICE_KEY, "cpu")
+        config._finish()
+        return config
+
+    def get(self, key):
+        """The value of a dotted key, e.g. ``MODEL.RETINANET.NUM_CLASSES``."""
+        node = self.cfg
+        for part in key.split("."):
+            node = node[int(part)] if part.isdigit() else node[part]
+        return node
+
+    def set(self, key, value):
+        """Set a dotted key of the (not yet frozen) config."""
+        parent, name = key.rsplit(".", 1) if "." in key else ("", key)
+        node = self.get(parent) if parent else self.cfg
+        node[name] = value
+
+    def _finish(self):
+        """Called once the policy is applied (a YAML config freezes)."""
+
+    @property
+    def output_dir(self):
+        return self.get(self.OUTPUT_KEY)
+
+    @property
+    def device(self):
+        return self.get(self.DEVICE_KEY)
+
+    @property
+    def weights(self):
+        return self.get(self.WEIGHTS_KEY)
+
+    @property
+    def num_classes(self):
+        """The head's class count."""
+        return self.get(self.class_count_key)
+
+    def digest(self):
+        """A short hash of the config without its output folder (a moved run stays valid)."""
+        config = type(self)(copy.deepcopy(self.cfg), self.config_file)
+        config._unfreeze()
+        config.set(self.OUTPUT_KEY, "")
+        return hashlib.sha256(config.text().encode()).hexdigest()[:16]
+
+    def _unfreeze(self):
+        """Make a copy of the config writable (a YAML config defrosts)."""
+
+
+class YamlRunConfig(RunConfig):
+    """A YAML config: a frozen ``CfgNode`` (``.cfg``)."""
+
+    kind = "yaml"
+    SEED_KEY = "SEED"
+    OUTPUT_KEY = "OUTPUT_DIR"
+    WEIGHTS_KEY = "MODEL.WEIGHTS"
+    DEVICE_KEY = "MODEL.DEVICE"
+    CONFIG_NAME = "config.yaml"
+
+    @staticmethod
+    def _read(path, overrides):
+        if len(overrides) % 2:
+            raise ValueError(
+                f"config overrides must be KEY VALUE pairs (options such as --resume go before "
+                f"them), got an odd number: {' '.join(overrides)}"
+            )
+        cfg = get_cfg()
+        add_focal_eiou_config(cfg)
+        cfg.merge_from_file(path)
+        try:
+            cfg.merge_from_list(overrides)
+        except AssertionError as error:  # yacs asserts that an overridden key exists
+            raise ValueError(
+                f"{error} (check the key's spelling; docs/configs.md lists this project's keys)"
+            ) from None
+        return cfg
+
+    @staticmethod
+    def _override_keys(overrides):
+        return set(overrides[::2])
+
+    def _finish(self):
+        self.cfg.freeze()
+
+    def _unfreeze(self):
+        self.cfg.defrost()
 
     @staticmethod
     def override(key, value):
@@ -76,20 +247,8 @@ class YamlRunConfig:
         return [key, str(value)]
 
     @property
-    def output_dir(self):
-        return self.cfg.OUTPUT_DIR
-
-    @property
     def seed(self):
         return self.cfg.SEED
-
-    @property
-    def device(self):
-        return self.cfg.MODEL.DEVICE
-
-    @property
-    def weights(self):
-        return self.cfg.MODEL.WEIGHTS
 
     @property
     def train_datasets(self):
@@ -104,13 +263,23 @@ class YamlRunConfig:
         return self.cfg.MODEL.META_ARCHITECTURE
 
     @property
-    def loss_type(self):
-        return self.cfg.MODEL[box_loss_node(self.cfg)].BBOX_REG_LOSS_TYPE
+    def is_retinanet(self):
+        """Whether the meta-architecture is a RetinaNet (whose head has the box loss and the
+        class count); else an R-CNN (ROI_BOX_HEAD and ROI_HEADS)."""
+        return issubclass(META_ARCH_REGISTRY.get(self.cfg.MODEL.META_ARCHITECTURE), RetinaNet)
 
     @property
-    def num_classes(self):
-        """The head's class count."""
-        return self.cfg.MODEL[class_count_node(self.cfg)].NUM_CLASSES
+    def box_loss_node(self):
+        """The MODEL node whose BBOX_REG_LOSS_TYPE is the model's box loss."""
+        return "RETINANET" if self.is_retinanet else "ROI_BOX_HEAD"
+
+    @property
+    def class_count_key(self):
+        return f"MODEL.{'RETINANET' if self.is_retinanet else 'ROI_HEADS'}.NUM_CLASSES"
+
+    @property
+    def loss_type(self):
+        return self.cfg.MODEL[self.box_loss_node].BBOX_REG_LOSS_TYPE
 
     @staticmethod
     def score_threshold_overrides(threshold):
@@ -120,8 +289,8 @@ class YamlRunConfig:
 
     def loss_overrides(self, loss_type, weight=None):
         """Overrides that make the model train with ``loss_type`` (weight: the paper's)."""
-        node = f"MODEL.{box_loss_node(self.cfg)}"
-        weight = paper_loss_weight(loss_type) if weight is None else weight
+        node = f"MODEL.{self.box_loss_node}"
+        weight = get_box_loss(loss_type).paper_weight if weight is None else weight
         return [
             f"{node}.BBOX_REG_LOSS_TYPE",
             loss_type,
@@ -132,13 +301,6 @@ class YamlRunConfig:
     def text(self):
         """The whole config as YAML (what ``config.yaml`` of a run holds)."""
         return self.cfg.dump()
-
-    def digest(self):
-        """A short hash of the config without its output folder (a moved run stays valid)."""
-        cfg = self.cfg.clone()
-        cfg.defrost()
-        cfg.OUTPUT_DIR = ""
-        return hashlib.sha256(cfg.dump().encode()).hexdigest()[:16]
 
     def build_model(self):
         return build_model(self.cfg)
@@ -167,7 +329,7 @@ class YamlRunConfig:
         return self.cfg.INPUT.FORMAT
 
 
-class LazyRunConfig:
+class LazyRunConfig(RunConfig):
     """A LazyConfig: the loaded ``DictConfig`` (``.cfg``), with ``train.output_dir``,
     ``train.seed``, ``train.device``, ``dataloader.train`` / ``dataloader.test`` and ``model``."""
 
@@ -175,51 +337,41 @@ class LazyRunConfig:
     SEED_KEY = "train.seed"
     OUTPUT_KEY = "train.output_dir"
     WEIGHTS_KEY = "train.init_checkpoint"
+    DEVICE_KEY = "train.device"
     CONFIG_NAME = "config.py"
 
-    def __init__(self, cfg, config_file):
-        self.cfg = cfg
-        self.config_file = config_file
-
     @classmethod
-    def load(
-        cls,
-        config_file,
-        overrides,
-        *,
-        output_dir=None,
-        weights=None,
-        coco_datasets=(),
-        classes_from="train",
-        cpu_fallback=False,
-    ):
-        import focal_eiou_d2.data  # noqa: F401  registers the embedded datasets
-
+    def _read(cls, path, overrides):
         bad = [item for item in overrides if "=" not in item]
         if bad:
             raise ValueError(
                 f"LazyConfig overrides must be key=value (options such as --resume go before "
                 f"them), got {bad}"
             )
-        register_coco_datasets(coco_datasets)
-        cfg = LazyConfig.load(resolve_config_file(config_file))
-        cfg = apply_overrides(cfg, overrides, optional_keys=(cls.SEED_KEY,))
+        try:
+            cfg = LazyConfig.load(path)
+        except KeyError as error:
+            if error.args != ("*",):
+                raise
+            importer = [
+                frame for frame in extract_tb(error.__traceback__) if frame.name == "<module>"
+            ]
+            where = f"{importer[-1].filename}:{importer[-1].lineno}" if importer else path
+            raise ValueError(
+                f"{where}: Detectron2's LazyConfig cannot import * from a config file; name what "
+                "it uses, e.g. from .common.shapes_recipe import dataloader, train"
+            ) from None
+        check_train_node(cfg, path)
+        extras = tuple(f"train.{key}" for key in TRAIN_EXTRAS)
+        cfg = apply_overrides(cfg, overrides, optional_keys=extras)
         for key in ("model", "train", "dataloader"):
             if key not in cfg:
-                raise ValueError(f"LazyConfig {config_file} has no {key!r}")
-        if output_dir:
-            cfg.train.output_dir = output_dir
-        if weights is not None:
-            cfg.train.init_checkpoint = weights
-        config = cls(cfg, config_file)
-        if classes_from != "config":
-            config._follow_classes(classes_from, overrides)
-        if cpu_fallback and config.device.startswith("cuda") and not torch.cuda.is_available():
-            if "train.device" in {item.split("=", 1)[0] for item in overrides}:
-                raise ValueError(f"train.device={config.device} was asked for; CUDA is unavailable")
-            logger.info("CUDA is unavailable: running %s on the CPU", config_file)
-            cfg.train.device = "cpu"
-        return config
+                raise ValueError(f"LazyConfig {path} has no {key!r}")
+        return cfg
+
+    @staticmethod
+    def _override_keys(overrides):
+        return {item.split("=", 1)[0].strip() for item in overrides}
 
     @staticmethod
     def override(key, value):
@@ -235,31 +387,9 @@ class LazyRunConfig:
             else "model.roi_heads.num_classes"
         )
 
-    def _follow_classes(self, classes_from, overrides):
-        classes = run_classes(self.weights) if classes_from == "run" else None
-        if classes is None and self.train_datasets:
-            classes = dataset_classes(self.train_datasets)
-        if classes is not None:
-            key = self.class_count_key
-            explicit = key in {item.split("=", 1)[0] for item in overrides}
-            value = num_classes_for(len(classes), key, self.num_classes, explicit)
-            self.cfg = LazyConfig.apply_overrides(self.cfg, [f"{key}={value}"])
-
-    @property
-    def output_dir(self):
-        return self.cfg.train.output_dir
-
     @property
     def seed(self):
         return self.cfg.train.get("seed", -1)
-
-    @property
-    def device(self):
-        return self.cfg.train.device
-
-    @property
-    def weights(self):
-        return self.cfg.train.init_checkpoint
 
     @property
     def train_datasets(self):
@@ -272,11 +402,6 @@ class LazyRunConfig:
     @property
     def architecture(self):
         return self.cfg.model._target_.__name__
-
-    @property
-    def num_classes(self):
-        """The head's class count."""
-        return _get(self.cfg, self.class_count_key)
 
     def score_threshold_overrides(self, threshold):
         """Overrides that keep every detection scoring at least ``threshold`` (the score
@@ -291,7 +416,7 @@ class LazyRunConfig:
         nodes = box_loss_nodes(self.cfg.model)
         if not nodes:
             return "Detectron2's own"
-        return _get(self.cfg, nodes[0]).loss_type
+        return self.get(nodes[0]).loss_type
 
     def loss_overrides(self, loss_type, weight=None):
         """Overrides of every box-loss node of the model (found in the model, not by name)."""
@@ -301,12 +426,12 @@ class LazyRunConfig:
                 f"{self.config_file}: the model has no box loss of focal_eiou_d2; call "
                 "focal_eiou_d2.lazy_config.use_box_loss(model, ...) in the config"
             )
-        weight = paper_loss_weight(loss_type) if weight is None else weight
+        weight = get_box_loss(loss_type).paper_weight if weight is None else weight
         overrides = []
         for node in nodes:
             owner = node.rsplit(".", 1)[0]
             overrides.append(f"{node}.loss_type={loss_type}")
-            if "box_reg_loss_weight" in _get(self.cfg, owner):
+            if "box_reg_loss_weight" in self.get(owner):
                 overrides.append(f"{owner}.box_reg_loss_weight={weight}")
             else:
                 overrides.append(f"{owner}.loss_weight.loss_box_reg={weight}")
@@ -344,12 +469,6 @@ class LazyRunConfig:
 
         return evaluate(self.cfg, model)
 
-    def digest(self):
-        """A short hash of the config without its output folder (a moved run stays valid)."""
-        cfg = copy.deepcopy(self.cfg)
-        cfg.train.output_dir = ""
-        return hashlib.sha256(LazyRunConfig(cfg, self.config_file).text().encode()).hexdigest()[:16]
-
     def test_augmentation(self):
         augmentations = instantiate(self.cfg.dataloader.test.mapper.augmentations)
         return T.AugmentationList(augmentations)
@@ -384,10 +503,3 @@ def _paths(node, path):
 
 def _names(value):
     return (value,) if isinstance(value, str) else tuple(value)
-
-
-def _get(cfg, path):
-    node = cfg
-    for part in path.split("."):
-        node = node[int(part)] if part.isdigit() else node[part]
-    return node

@@ -5,7 +5,7 @@ import math
 import torch
 
 from .hyperparams import BALANCED_L1_ALPHA, BALANCED_L1_BETA, BALANCED_L1_GAMMA, check_balanced_l1
-from .loss_utils import check_reduction, reduce_loss, upcast_float
+from .loss_utils import reduce_loss, upcast_float
 
 
 def balanced_l1_loss(
@@ -39,8 +39,18 @@ def balanced_l1_loss(
     Returns:
         Tensor: the broadcast shape for "none", else a scalar; float32 for half-precision inputs.
     """
-    check_reduction(reduction)
     check_balanced_l1(alpha, gamma, beta)
+    return reduce_loss(balanced_l1_elementwise(input, target, alpha, gamma, beta), reduction)
+
+
+def balanced_l1_elementwise(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    alpha: float = BALANCED_L1_ALPHA,
+    gamma: float = BALANCED_L1_GAMMA,
+    beta: float = BALANCED_L1_BETA,
+) -> torch.Tensor:
+    """Elementwise Balanced L1 loss, unchecked; see :func:`balanced_l1_loss`."""
     distance = (upcast_float(input) - upcast_float(target)).abs()
     b = math.expm1(gamma / alpha)
     # Clamped so that the unselected inner branch stays finite for large x, and so does its
@@ -48,4 +58,4 @@ def balanced_l1_loss(
     inner_x = distance.clamp(max=beta)
     inner = alpha / b * (b * inner_x + 1) * torch.log1p(b * inner_x / beta) - alpha * inner_x
     outer = gamma * distance + gamma / b - alpha * beta
-    return reduce_loss(torch.where(distance < beta, inner, outer), reduction)
+    return torch.where(distance < beta, inner, outer)

@@ -1,8 +1,10 @@
-"""Focal-EIoU loss (Eq. 10, 11) and the two ablation variants of Sec. 5.4.4."""
+"""Focal-EIoU loss (Eq. 10, 11) and the two ablation variants of Sec. 5.4.4.
+
+As in :mod:`.iou_losses`, each loss has a public, checked form and an unchecked per-pair form.
+"""
 
 import torch
 
-from .fast_path import fused_loss
 from .focal_l1 import focal_l1
 from .hyperparams import (
     EPS,
@@ -51,16 +53,60 @@ def focal_eiou_loss(
     check_gamma(gamma)
     check_eps(eps)
     check_flag("detach_weight", detach_weight)
-    fused = fused_loss(
-        "focal_eiou", boxes1, boxes2, reduction, gamma=gamma, eps=eps, detach_weight=detach_weight
-    )
-    if fused is not None:
-        return fused
+    eiou, weight = focal_eiou_terms(boxes1, boxes2, gamma, eps, detach_weight)
+    if reduction == "weighted":
+        return normalize_by_weights((weight * eiou).sum(), weight.sum())
+    return reduce_loss(weight * eiou, reduction)  # Eq. 10
+
+
+def focal_eiou_terms(
+    boxes1: torch.Tensor,
+    boxes2: torch.Tensor,
+    gamma: float = FOCAL_EIOU_GAMMA,
+    eps: float = EPS,
+    detach_weight: bool = FOCAL_EIOU_DETACH_WEIGHT,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two factors of Focal-EIoU (Eq. 10), unchecked: L_EIoU and the weight W = IoU^gamma.
+
+    Args:
+        boxes1, boxes2, gamma, eps, detach_weight: as :func:`focal_eiou_loss` (not checked).
+
+    Returns:
+        tuple[Tensor, Tensor]: L_EIoU and W, both of shape (...).
+    """
     eiou, iou = eiou_and_iou(boxes1, boxes2, eps)
     weight = iou.detach() ** gamma if detach_weight else iou.clamp(min=eps) ** gamma
-    if reduction == "weighted":
-        return _weighted_mean(eiou, weight)
-    return reduce_loss(weight * eiou, reduction)  # Eq. 10
+    return eiou, weight
+
+
+def focal_eiou_per_pair(
+    boxes1: torch.Tensor,
+    boxes2: torch.Tensor,
+    gamma: float = FOCAL_EIOU_GAMMA,
+    eps: float = EPS,
+    detach_weight: bool = FOCAL_EIOU_DETACH_WEIGHT,
+) -> torch.Tensor:
+    """Per-pair Focal-EIoU loss W * L_EIoU (Eq. 10), unchecked; see :func:`focal_eiou_loss`."""
+    eiou, weight = focal_eiou_terms(boxes1, boxes2, gamma, eps, detach_weight)
+    return weight * eiou
+
+
+def normalize_by_weights(weighted_loss_sum: torch.Tensor, weight_sum: torch.Tensor) -> torch.Tensor:
+    """Eq. 11: sum_i W_i * L_i / sum_i W_i, from the two sums; 0, graph kept, when every weight
+    is 0 (the numerator is then 0 as well).
+
+    The detection heads pass the weight sum of the global batch (all processes); no branch on a
+    tensor value, so nothing is read back to the host.
+
+    Args:
+        weighted_loss_sum (Tensor[]): sum_i W_i * L_i.
+        weight_sum (Tensor[]): sum_i W_i >= 0.
+
+    Returns:
+        Tensor[]: the weighted mean, in the dtype of ``weighted_loss_sum``.
+    """
+    denominator = torch.where(weight_sum > 0, weight_sum, torch.ones_like(weight_sum))
+    return weighted_loss_sum / denominator.to(weighted_loss_sum.dtype)
 
 
 def focal_eiou_v1_loss(
@@ -82,11 +128,16 @@ def focal_eiou_v1_loss(
     Returns:
         Tensor: shape (...) for "none", else a scalar.
     """
-    check_reduction(reduction)
     check_focal_l1_beta(beta)
     check_eps(eps)
-    eiou, _ = eiou_and_iou(boxes1, boxes2, eps)
-    return reduce_loss(focal_l1(eiou, beta), reduction)
+    return reduce_loss(focal_eiou_v1_per_pair(boxes1, boxes2, beta, eps), reduction)
+
+
+def focal_eiou_v1_per_pair(
+    boxes1: torch.Tensor, boxes2: torch.Tensor, beta: float = FOCAL_L1_BETA, eps: float = EPS
+) -> torch.Tensor:
+    """Per-pair Focal-EIoU v1, unchecked; see :func:`focal_eiou_v1_loss`."""
+    return focal_l1(eiou_and_iou(boxes1, boxes2, eps)[0], beta)
 
 
 def focal_eiou_star_loss(
@@ -112,21 +163,15 @@ def focal_eiou_star_loss(
     Returns:
         Tensor: shape (...) for "none", else a scalar.
     """
-    check_reduction(reduction)
     check_gamma(gamma)
     check_eps(eps)
+    return reduce_loss(focal_eiou_star_per_pair(boxes1, boxes2, gamma, eps), reduction)
+
+
+def focal_eiou_star_per_pair(
+    boxes1: torch.Tensor, boxes2: torch.Tensor, gamma: float = FOCAL_EIOU_GAMMA, eps: float = EPS
+) -> torch.Tensor:
+    """Per-pair Focal-EIoU*, unchecked; see :func:`focal_eiou_star_loss`."""
     eiou, iou = eiou_and_iou(boxes1, boxes2, eps)
     focusing = (1 - iou).clamp(min=eps) ** gamma
-    loss = -focusing * torch.log(iou.clamp(min=eps)) * eiou
-    return reduce_loss(loss, reduction)
-
-
-def _weighted_mean(loss: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Eq. 11: sum_i W_i * L_i / sum_i W_i; 0, graph kept, when every weight is 0.
-
-    Clamping the denominator to the smallest positive float keeps this free of branches on
-    tensor values: with all weights 0 the numerator is 0 as well.
-    """
-    total_weight = weight.sum()
-    smallest = torch.finfo(total_weight.dtype).tiny
-    return (weight * loss).sum() / total_weight.clamp(min=smallest)
+    return -focusing * torch.log(iou.clamp(min=eps)) * eiou

@@ -5,7 +5,7 @@ import math
 import torch
 
 from .hyperparams import FOCAL_L1_BETA, check_focal_l1_beta
-from .loss_utils import check_reduction, reduce_loss, upcast_float
+from .loss_utils import reduce_loss, upcast_float
 
 
 def focal_l1_loss(
@@ -30,10 +30,15 @@ def focal_l1_loss(
     Returns:
         Tensor: the broadcast shape for "none", else a scalar; float32 for half-precision inputs.
     """
-    check_reduction(reduction)
     check_focal_l1_beta(beta)
-    distance = (upcast_float(input) - upcast_float(target)).abs()
-    return reduce_loss(focal_l1(distance, beta), reduction)
+    return reduce_loss(focal_l1_elementwise(input, target, beta), reduction)
+
+
+def focal_l1_elementwise(
+    input: torch.Tensor, target: torch.Tensor, beta: float = FOCAL_L1_BETA
+) -> torch.Tensor:
+    """Elementwise FocalL1 loss, unchecked; see :func:`focal_l1_loss`."""
+    return focal_l1((upcast_float(input) - upcast_float(target)).abs(), beta)
 
 
 def focal_l1(distance: torch.Tensor, beta: float) -> torch.Tensor:

@@ -1,23 +1,66 @@
-"""Box-regression losses by name, for the detection heads and the simulation."""
+"""Box-regression losses by name: the one place where a loss name and its parameters are checked.
+
+:func:`box_regression_loss` computes a loss by name, checking its arguments at every call, as the
+named functions do. A detection head instead validates once, when it is built
+(:func:`check_box_loss`), and then calls the loss's unchecked per-pair form
+(:attr:`BoxLossSpec.per_pair`) at every step.
+"""
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from types import MappingProxyType
 
 import torch
 
 from . import hyperparams
-from .balanced_l1 import balanced_l1_loss
+from .alpha_iou import alpha_iou_loss, alpha_iou_per_pair
+from .balanced_l1 import balanced_l1_elementwise, balanced_l1_loss
 from .focal_eiou import (
     FOCAL_EIOU_REDUCTIONS,
     focal_eiou_loss,
+    focal_eiou_per_pair,
     focal_eiou_star_loss,
+    focal_eiou_star_per_pair,
     focal_eiou_v1_loss,
+    focal_eiou_v1_per_pair,
 )
-from .focal_l1 import focal_l1_loss
-from .iou_losses import ciou_loss, diou_loss, eiou_loss, giou_loss, iou_loss
+from .focal_l1 import focal_l1_elementwise, focal_l1_loss
+from .inner_iou import inner_iou_loss, inner_iou_per_pair
+from .iou_losses import (
+    ciou_loss,
+    ciou_per_pair,
+    diou_loss,
+    diou_per_pair,
+    eiou_loss,
+    eiou_per_pair,
+    giou_loss,
+    giou_per_pair,
+    iou_loss,
+    iou_per_pair,
+)
 from .loss_utils import REDUCTIONS, reduce_loss
-from .smooth_l1 import smooth_l1_loss
+from .nwd import nwd_loss, nwd_per_pair
+from .shape_iou import shape_iou_loss, shape_iou_per_pair
+from .siou import siou_loss, siou_per_pair
+from .smooth_l1 import smooth_l1_elementwise, smooth_l1_loss
+from .wise_iou import wiou_v1_loss, wiou_v1_per_pair
+
+PAPER_WEIGHT_IOU, PAPER_WEIGHT_COORDINATE = 2.5, 1.0
+"""The paper's box-loss weights (Sec. 5.2): 2.5 for IoU-based losses, 1.0 for l_n-norm losses."""
+
+
+class BoxLossParameterError(ValueError):
+    """A value that a loss does not accept for one of its parameters.
+
+    Attributes:
+        loss (str): the loss's name.
+        param (str): the parameter's name (what a config layer maps back to its key).
+    """
+
+    def __init__(self, loss: str, param: str, message: str):
+        super().__init__(message)
+        self.loss, self.param = loss, param
 
 
 @dataclass(frozen=True)
@@ -25,18 +68,23 @@ class BoxLossSpec:
     """How to call one box-regression loss.
 
     Attributes:
-        fn: the loss, called as ``fn(pred, target, reduction=..., **params)``; it takes the fast
-            path by itself where one applies.
+        fn: the public loss, called as ``fn(pred, target, reduction=..., **params)``; it checks
+            its arguments at every call.
+        per_pair: the same loss unchecked, ``per_pair(pred, target, **params)``: per pair for
+            box losses (shape (...)), per coordinate for the others (shape (..., 4)).
         on_boxes: True if the loss takes XYXY boxes; False if it takes any (..., 4) coordinate
             encoding (deltas, XYWH) elementwise, in which case :func:`box_regression_loss` sums
             it over the last dim.
         defaults: each hyper-parameter ``fn`` accepts as a keyword, with its default.
+        checks: for each hyper-parameter, the check of its value (raises naming it).
         reductions: the reductions ``fn`` supports.
     """
 
     fn: Callable[..., torch.Tensor]
+    per_pair: Callable[..., torch.Tensor]
     on_boxes: bool
     defaults: Mapping[str, object]
+    checks: Mapping[str, Callable[[dict], None]]
     reductions: tuple[str, ...] = REDUCTIONS
 
     @property
@@ -44,46 +92,159 @@ class BoxLossSpec:
         """The hyper-parameters ``fn`` accepts as keywords."""
         return tuple(self.defaults)
 
+    @property
+    def paper_weight(self) -> float:
+        """The paper's box-loss weight for this loss (Sec. 5.2)."""
+        return PAPER_WEIGHT_IOU if self.on_boxes else PAPER_WEIGHT_COORDINATE
 
-def _spec(fn, *, on_boxes: bool, reductions=REDUCTIONS, **defaults) -> BoxLossSpec:
-    """A :class:`BoxLossSpec` whose hyper-parameters and defaults are the keywords ``defaults``."""
-    return BoxLossSpec(fn, on_boxes, MappingProxyType(defaults), reductions)
+
+def _value(check: Callable[[object], None]) -> Callable[[str, dict], None]:
+    """A check of one parameter's value, as a check of the parameter ``name`` in ``params``."""
+    return lambda name, params: check(params[name])
 
 
-_EPS = hyperparams.EPS
-_GAMMA = hyperparams.FOCAL_EIOU_GAMMA
+_EPS = ("eps", hyperparams.EPS, _value(hyperparams.check_eps))
+_GAMMA = ("gamma", hyperparams.FOCAL_EIOU_GAMMA, _value(hyperparams.check_gamma))
+_FOCAL_L1_BETA = ("beta", hyperparams.FOCAL_L1_BETA, _value(hyperparams.check_focal_l1_beta))
+_THETA = ("theta", hyperparams.SIOU_THETA, _value(hyperparams.check_theta))
+
+
+def _positive(name: str, default: float):
+    return (name, default, _value(partial(hyperparams.check_positive, name)))
+
+
+def _balanced_l1_param(name: str, default: float):
+    def check(param, params):
+        hyperparams.check_balanced_l1_value(param, params[param])
+        if param == "gamma":  # alpha, checked before, bounds gamma / alpha
+            hyperparams.check_balanced_l1_ratio(params["alpha"], params["gamma"])
+
+    return (name, default, check)
+
+
+def _spec(fn, per_pair, *params, on_boxes=True, reductions=REDUCTIONS) -> BoxLossSpec:
+    """A :class:`BoxLossSpec` from ``(name, default, check)`` triples."""
+    return BoxLossSpec(
+        fn,
+        per_pair,
+        on_boxes,
+        MappingProxyType({name: default for name, default, _ in params}),
+        MappingProxyType({name: check for name, _, check in params}),
+        reductions,
+    )
+
 
 BOX_LOSSES: Mapping[str, BoxLossSpec] = MappingProxyType(
     {
-        "iou": _spec(iou_loss, on_boxes=True, eps=_EPS),
-        "giou": _spec(giou_loss, on_boxes=True, eps=_EPS),
-        "diou": _spec(diou_loss, on_boxes=True, eps=_EPS),
-        "ciou": _spec(ciou_loss, on_boxes=True, eps=_EPS),
-        "eiou": _spec(eiou_loss, on_boxes=True, eps=_EPS),
+        "iou": _spec(iou_loss, iou_per_pair, _EPS),
+        "giou": _spec(giou_loss, giou_per_pair, _EPS),
+        "diou": _spec(diou_loss, diou_per_pair, _EPS),
+        "ciou": _spec(ciou_loss, ciou_per_pair, _EPS),
+        "eiou": _spec(eiou_loss, eiou_per_pair, _EPS),
         "focal_eiou": _spec(
             focal_eiou_loss,
-            on_boxes=True,
+            focal_eiou_per_pair,
+            _GAMMA,
+            _EPS,
+            (
+                "detach_weight",
+                hyperparams.FOCAL_EIOU_DETACH_WEIGHT,
+                _value(partial(hyperparams.check_flag, "detach_weight")),
+            ),
             reductions=FOCAL_EIOU_REDUCTIONS,
-            gamma=_GAMMA,
-            eps=_EPS,
-            detach_weight=hyperparams.FOCAL_EIOU_DETACH_WEIGHT,
         ),
-        "focal_eiou_v1": _spec(
-            focal_eiou_v1_loss, on_boxes=True, beta=hyperparams.FOCAL_L1_BETA, eps=_EPS
+        "focal_eiou_v1": _spec(focal_eiou_v1_loss, focal_eiou_v1_per_pair, _FOCAL_L1_BETA, _EPS),
+        "focal_eiou_star": _spec(focal_eiou_star_loss, focal_eiou_star_per_pair, _GAMMA, _EPS),
+        # The box-loss zoo (docs/losses.md).
+        "siou": _spec(siou_loss, siou_per_pair, _THETA, _EPS),
+        "shape_iou": _spec(
+            shape_iou_loss,
+            shape_iou_per_pair,
+            (
+                "scale",
+                hyperparams.SHAPE_IOU_SCALE,
+                _value(partial(hyperparams.check_non_negative, "scale")),
+            ),
+            _THETA,
+            _EPS,
         ),
-        "focal_eiou_star": _spec(focal_eiou_star_loss, on_boxes=True, gamma=_GAMMA, eps=_EPS),
-        "smooth_l1": _spec(smooth_l1_loss, on_boxes=False, beta=hyperparams.SMOOTH_L1_BETA),
-        "focal_l1": _spec(focal_l1_loss, on_boxes=False, beta=hyperparams.FOCAL_L1_BETA),
+        "wiou_v1": _spec(wiou_v1_loss, wiou_v1_per_pair, _EPS),
+        "alpha_iou": _spec(
+            alpha_iou_loss,
+            alpha_iou_per_pair,
+            _positive("alpha", hyperparams.ALPHA_IOU_ALPHA),
+            _EPS,
+        ),
+        "inner_iou": _spec(
+            inner_iou_loss,
+            inner_iou_per_pair,
+            _positive("ratio", hyperparams.INNER_IOU_RATIO),
+            ("base", "iou", _value(hyperparams.check_inner_iou_base)),
+            _EPS,
+        ),
+        "nwd": _spec(nwd_loss, nwd_per_pair, _positive("constant", hyperparams.NWD_CONSTANT), _EPS),
+        "smooth_l1": _spec(
+            smooth_l1_loss,
+            smooth_l1_elementwise,
+            ("beta", hyperparams.SMOOTH_L1_BETA, _value(hyperparams.check_smooth_l1_beta)),
+            on_boxes=False,
+        ),
+        "focal_l1": _spec(focal_l1_loss, focal_l1_elementwise, _FOCAL_L1_BETA, on_boxes=False),
         "balanced_l1": _spec(
             balanced_l1_loss,
+            balanced_l1_elementwise,
+            _balanced_l1_param("alpha", hyperparams.BALANCED_L1_ALPHA),
+            _balanced_l1_param("gamma", hyperparams.BALANCED_L1_GAMMA),
+            _balanced_l1_param("beta", hyperparams.BALANCED_L1_BETA),
             on_boxes=False,
-            alpha=hyperparams.BALANCED_L1_ALPHA,
-            gamma=hyperparams.BALANCED_L1_GAMMA,
-            beta=hyperparams.BALANCED_L1_BETA,
         ),
     }
 )
 """Read-only mapping from loss name to its :class:`BoxLossSpec`."""
+
+
+def get_box_loss(name: str) -> BoxLossSpec:
+    """The :class:`BoxLossSpec` of the loss ``name``.
+
+    Raises:
+        ValueError: no loss has that name (the message lists the valid ones).
+    """
+    spec = BOX_LOSSES.get(name) if isinstance(name, str) else None
+    if spec is None:
+        raise ValueError(
+            f"unknown box-regression loss {name!r}; valid names: {', '.join(BOX_LOSSES)}"
+        )
+    return spec
+
+
+def check_box_loss(name: str, params: Mapping[str, object]) -> dict:
+    """Check a loss name and its hyper-parameters once; return every parameter's value.
+
+    Args:
+        name (str): a key of :data:`BOX_LOSSES`.
+        params (Mapping): some of the loss's hyper-parameters; the others take their defaults.
+
+    Returns:
+        dict: every hyper-parameter of the loss, ``params`` over the defaults.
+
+    Raises:
+        ValueError: an unknown loss name, or a parameter the loss does not take.
+        BoxLossParameterError: a value out of range or of the wrong type; its ``param`` names
+            the parameter.
+    """
+    spec = get_box_loss(name)
+    unknown = sorted(set(params) - set(spec.params))
+    if unknown:
+        raise ValueError(
+            f"box-regression loss {name!r} does not take {unknown}; it takes {list(spec.params)}"
+        )
+    full = {**spec.defaults, **params}
+    for param, check in spec.checks.items():
+        try:
+            check(param, full)
+        except (TypeError, ValueError) as error:
+            raise BoxLossParameterError(name, param, f"{name}: {error}") from None
+    return full
 
 
 def box_regression_loss(
@@ -106,12 +267,8 @@ def box_regression_loss(
     Returns:
         Tensor: shape (...) for "none" (coordinate losses are summed over the last dim),
         else a scalar.
-
-    Calls ``BOX_LOSSES[name].fn``, so it takes the fast path exactly where that function does.
     """
-    spec = BOX_LOSSES.get(name)
-    if spec is None:
-        raise ValueError(f"Unknown box regression loss {name!r}; valid names: {list(BOX_LOSSES)}")
+    spec = get_box_loss(name)
     unknown = sorted(set(params) - set(spec.params))
     if unknown:
         raise TypeError(

@@ -3,7 +3,7 @@
 import torch
 
 from .hyperparams import SMOOTH_L1_BETA, check_smooth_l1_beta
-from .loss_utils import check_reduction, reduce_loss, upcast_float
+from .loss_utils import reduce_loss, upcast_float
 
 PLAIN_L1_BELOW = 1e-5
 """A beta below this means plain L1, as in Detectron2 (whose smooth L1 has the same rule)."""
@@ -29,10 +29,15 @@ def smooth_l1_loss(
     Returns:
         Tensor: the broadcast shape for "none", else a scalar; float32 for half-precision inputs.
     """
-    check_reduction(reduction)
     check_smooth_l1_beta(beta)
+    return reduce_loss(smooth_l1_elementwise(input, target, beta), reduction)
+
+
+def smooth_l1_elementwise(
+    input: torch.Tensor, target: torch.Tensor, beta: float = SMOOTH_L1_BETA
+) -> torch.Tensor:
+    """Elementwise smooth L1 loss, unchecked; see :func:`smooth_l1_loss`."""
     distance = (upcast_float(input) - upcast_float(target)).abs()
     if beta < PLAIN_L1_BELOW:
-        return reduce_loss(distance, reduction)
-    loss = torch.where(distance < beta, 0.5 * distance**2 / beta, distance - 0.5 * beta)
-    return reduce_loss(loss, reduction)
+        return distance
+    return torch.where(distance < beta, 0.5 * distance**2 / beta, distance - 0.5 * beta)

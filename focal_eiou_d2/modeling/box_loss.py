@@ -14,15 +14,42 @@ The sums over the global batch are all-reduced across processes on the data's de
 reduces only CUDA tensors), and nothing is read back to the host: every quantity stays a tensor.
 """
 
+import math
+
 import torch
 from detectron2.layers import cat
 from detectron2.structures import Boxes
 from detectron2.utils import comm
 
-from focal_eiou_d2.config import loss_params_from_config
-from focal_eiou_d2.layers import BOX_LOSSES, box_pair_geometry, box_regression_loss
+from focal_eiou_d2.layers import (
+    BoxLossParameterError,
+    check_box_loss,
+    focal_eiou_terms,
+    get_box_loss,
+    normalize_by_weights,
+)
 
 EQ11_FORMS = ("sum_of_weights", "mean_weight")
+
+# Detectron2's key of each head's smooth L1 beta.
+SMOOTH_L1_BETA_KEYS = {
+    "RETINANET": "MODEL.RETINANET.SMOOTH_L1_LOSS_BETA",
+    "RPN": "MODEL.RPN.SMOOTH_L1_BETA",
+    "ROI_BOX_HEAD": "MODEL.ROI_BOX_HEAD.SMOOTH_L1_BETA",
+}
+
+# The loss parameters the MODEL.FOCAL_EIOU keys set: loss -> {parameter: key}.
+LOSS_PARAMETER_KEYS = {
+    "focal_eiou": {"gamma": "GAMMA", "detach_weight": "DETACH_WEIGHT"},
+    "focal_eiou_star": {"gamma": "GAMMA"},
+    "focal_l1": {"beta": "FOCAL_L1_BETA"},
+    "focal_eiou_v1": {"beta": "FOCAL_L1_BETA"},
+    "balanced_l1": {
+        "alpha": "BALANCED_L1_ALPHA",
+        "gamma": "BALANCED_L1_GAMMA",
+        "beta": "BALANCED_L1_BETA",
+    },
+}
 
 
 def global_sum(values):
@@ -41,11 +68,21 @@ def global_sum(values):
     return values
 
 
+def loss_weight_from_config(cfg, node):
+    """``MODEL.<node>.BBOX_REG_LOSS_WEIGHT``; ValueError naming the key when it is negative or
+    not finite."""
+    weight = cfg.MODEL[node].BBOX_REG_LOSS_WEIGHT
+    if not 0 <= weight < math.inf:
+        raise ValueError(f"MODEL.{node}.BBOX_REG_LOSS_WEIGHT must be finite and >= 0, got {weight}")
+    return weight
+
+
 class BoxRegressionLoss:
     """A configured box-regression loss shared by RetinaNet, FCOS, the RPN and the R-CNN heads.
 
     Coordinate losses (smooth_l1, focal_l1, balanced_l1) compare predicted and target deltas;
-    box losses (the IoU family) decode the predicted deltas and compare XYXY boxes.
+    box losses (the IoU family) decode the predicted deltas and compare XYXY boxes. The loss and
+    its parameters are validated once, here; each step calls the loss's unchecked per-pair form.
     """
 
     def __init__(
@@ -67,21 +104,21 @@ class BoxRegressionLoss:
             normalize_by_weights (bool): Eq. 11 normalization of focal_eiou.
             eq11_form (str): one of :data:`EQ11_FORMS`, see the module docstring; the heads of
                 this package set it.
+
+        Raises:
+            ValueError: an unknown loss, parameter or value (BoxLossParameterError names it).
         """
-        if loss_type not in BOX_LOSSES:
-            raise ValueError(
-                f"unknown box-regression loss {loss_type!r}; valid: {', '.join(BOX_LOSSES)}"
-            )
         if eq11_form not in EQ11_FORMS:
             raise ValueError(f"eq11_form must be one of {EQ11_FORMS}, got {eq11_form!r}")
-        spec = BOX_LOSSES[loss_type]
-        params = dict(params or {})
-        unknown = sorted(set(params) - set(spec.params))
-        if unknown:
-            raise ValueError(f"loss {loss_type!r} takes {spec.params}, not {unknown}")
+        if not isinstance(normalize_by_weights, bool):
+            raise ValueError(
+                f"normalize_by_weights must be True or False, got {normalize_by_weights!r}"
+            )
+        self.params = check_box_loss(loss_type, dict(params or {}))
+        spec = get_box_loss(loss_type)
         self.loss_type = loss_type
         self.on_boxes = spec.on_boxes
-        self.params = params
+        self.per_pair = spec.per_pair
         self.box2box_transform = box2box_transform
         self.normalize_by_weights = normalize_by_weights
         self.weighted = loss_type == "focal_eiou" and normalize_by_weights
@@ -89,15 +126,55 @@ class BoxRegressionLoss:
 
     @classmethod
     def from_config(cls, cfg, node, smooth_l1_beta):
-        """Build the loss of ``MODEL.<node>.BBOX_REG_LOSS_TYPE``, validating the config first.
+        """Build the loss of ``MODEL.<node>.BBOX_REG_LOSS_TYPE`` with its MODEL.FOCAL_EIOU keys.
+
+        Every MODEL.FOCAL_EIOU key is checked, used by this loss or not, so that a bad value
+        fails when the model is built.
 
         Args:
             cfg (CfgNode): the config.
             node (str): "RETINANET", "RPN" or "ROI_BOX_HEAD".
             smooth_l1_beta (float): the head's smooth L1 beta (from Detectron2's own key).
+
+        Raises:
+            ValueError: naming the config key whose value is invalid.
         """
-        loss_type, params, normalize_by_weights = loss_params_from_config(cfg, node, smooth_l1_beta)
-        return cls(loss_type, params=params, normalize_by_weights=normalize_by_weights)
+        if "FOCAL_EIOU" not in cfg.MODEL:
+            raise ValueError(
+                "the config has no MODEL.FOCAL_EIOU node: call "
+                "focal_eiou_d2.add_focal_eiou_config(cfg) before merging the YAML file"
+            )
+        keys = cfg.MODEL.FOCAL_EIOU
+        loss_type = cfg.MODEL[node].BBOX_REG_LOSS_TYPE
+        try:
+            get_box_loss(loss_type)
+        except ValueError as error:
+            raise ValueError(f"MODEL.{node}.BBOX_REG_LOSS_TYPE = {loss_type!r}: {error}") from None
+        key_of = {
+            name: {param: f"MODEL.FOCAL_EIOU.{key}" for param, key in mapping.items()}
+            for name, mapping in LOSS_PARAMETER_KEYS.items()
+        }
+        key_of["smooth_l1"] = {"beta": SMOOTH_L1_BETA_KEYS[node]}
+        params = {}
+        for name, mapping in key_of.items():
+            values = (
+                {"beta": smooth_l1_beta}
+                if name == "smooth_l1"
+                else {param: keys[key.rsplit(".", 1)[1]] for param, key in mapping.items()}
+            )
+            try:
+                checked = check_box_loss(name, values)
+            except BoxLossParameterError as error:
+                key = mapping[error.param]
+                raise ValueError(f"{key} = {values[error.param]!r}: {error}") from None
+            if name == loss_type:
+                params = {param: checked[param] for param in mapping}
+        if not isinstance(keys.NORMALIZE_BY_WEIGHTS, bool):
+            raise ValueError(
+                "MODEL.FOCAL_EIOU.NORMALIZE_BY_WEIGHTS must be true or false, got "
+                f"{keys.NORMALIZE_BY_WEIGHTS!r}"
+            )
+        return cls(loss_type, params=params, normalize_by_weights=keys.NORMALIZE_BY_WEIGHTS)
 
     def for_head(self, box2box_transform, eq11_form):
         """This loss as a head uses it: with the head's delta encoding (unless it has its own)
@@ -134,17 +211,17 @@ class BoxRegressionLoss:
         else:
             pred = pred_deltas
             target = self.box2box_transform.get_deltas(anchors, gt_boxes)
-        losses = box_regression_loss(self.loss_type, pred, target, **self.params)
         if not self.weighted:
-            return losses.sum() / _at_least_one(normalizer)
-        weight_sum, count = self._global_weight_sum_and_count(pred, target)
+            return self.per_pair(pred, target, **self.params).sum() / _at_least_one(normalizer)
+        eiou, weight = focal_eiou_terms(pred, target, **self.params)
+        with torch.no_grad():
+            local = torch.stack([weight.sum(), weight.new_full((), weight.numel())])
+            weight_sum, count = global_sum(local.double())
+        loss = normalize_by_weights((weight * eiou).sum(), weight_sum)  # Eq. 11
         if self.eq11_form == "sum_of_weights":
-            # sum_i W_i L_i / sum_i W_i (Eq. 11) times the number of processes, which DDP's
-            # gradient averaging divides out again.
-            factor = comm.get_world_size() / _positive(weight_sum)
-            return losses.sum() * factor.to(losses.dtype)
-        factor = count / _positive(weight_sum)
-        return losses.sum() * factor.to(losses.dtype) / _at_least_one(normalizer)
+            # Times the number of processes, which DDP's gradient averaging divides out again.
+            return loss * comm.get_world_size()
+        return loss * count.to(loss.dtype) / _at_least_one(normalizer)
 
     def dense(self, anchors, pred_anchor_deltas, gt_boxes, pos_mask, normalizer):
         """The box loss of a dense head (RetinaNet, RPN, FCOS) from its per-level outputs.
@@ -165,29 +242,9 @@ class BoxRegressionLoss:
             normalizer,
         )
 
-    def _global_weight_sum_and_count(self, pred, target):
-        """sum_i IoU_i^gamma and the number of positives over the global batch (Tensor[] each).
-
-        The weights as focal_eiou computes them: IoU of the (possibly half-precision) boxes, in
-        float32 or wider, detached.
-        """
-        with torch.no_grad():
-            iou = box_pair_geometry(pred, target).iou.clamp(min=0)
-            gamma = self.params.get("gamma")
-            if gamma is None:
-                gamma = BOX_LOSSES["focal_eiou"].defaults["gamma"]
-            local = torch.stack([iou.pow(gamma).sum(), iou.new_full((), iou.numel())])
-            weight_sum, count = global_sum(local.double())
-        return weight_sum, count
-
 
 def _at_least_one(normalizer):
     """``max(normalizer, 1)`` for a Python number or a tensor (no host-device sync)."""
     if isinstance(normalizer, torch.Tensor):
         return normalizer.clamp(min=1)
     return max(normalizer, 1.0)
-
-
-def _positive(weight_sum):
-    """``weight_sum`` with 0 replaced by 1: when every weight is 0, so is every weighted loss."""
-    return torch.where(weight_sum > 0, weight_sum, torch.ones_like(weight_sum))

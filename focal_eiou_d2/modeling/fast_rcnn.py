@@ -4,9 +4,7 @@ from detectron2.config import configurable
 from detectron2.layers import nonzero_tuple
 from detectron2.modeling.roi_heads import FastRCNNOutputLayers
 
-from focal_eiou_d2.config import check_loss_weight
-
-from .box_loss import BoxRegressionLoss
+from .box_loss import BoxRegressionLoss, loss_weight_from_config
 
 
 class FocalEIoUFastRCNNOutputLayers(FastRCNNOutputLayers):
@@ -33,7 +31,7 @@ class FocalEIoUFastRCNNOutputLayers(FastRCNNOutputLayers):
         ret = super().from_config(cfg, input_shape)
         if box2box_transform is not None:  # cascade stages pass their own
             ret["box2box_transform"] = box2box_transform
-        check_loss_weight(cfg, "ROI_BOX_HEAD")
+        loss_weight_from_config(cfg, "ROI_BOX_HEAD")
         ret["box_loss"] = BoxRegressionLoss.from_config(cfg, "ROI_BOX_HEAD", ret["smooth_l1_beta"])
         return ret
 

@@ -8,9 +8,7 @@ from detectron2.modeling import META_ARCH_REGISTRY, RetinaNet
 from detectron2.utils.events import get_event_storage
 from fvcore.nn import sigmoid_focal_loss
 
-from focal_eiou_d2.config import check_focal_eiou_config, check_loss_weight
-
-from .box_loss import BoxRegressionLoss
+from .box_loss import BoxRegressionLoss, loss_weight_from_config
 
 
 @META_ARCH_REGISTRY.register()
@@ -47,10 +45,12 @@ class FocalEIoURetinaNet(RetinaNet):
 
     @classmethod
     def from_config(cls, cfg):
-        check_focal_eiou_config(cfg)  # before the backbone is built from a config lacking our keys
+        # The loss first: a config lacking this project's keys fails before the backbone is built.
+        beta = cfg.MODEL.RETINANET.SMOOTH_L1_LOSS_BETA
+        box_loss = BoxRegressionLoss.from_config(cfg, "RETINANET", beta)
         ret = super().from_config(cfg)
-        ret["box_loss"] = BoxRegressionLoss.from_config(cfg, "RETINANET", ret["smooth_l1_beta"])
-        ret["box_reg_loss_weight"] = check_loss_weight(cfg, "RETINANET")
+        ret["box_loss"] = box_loss
+        ret["box_reg_loss_weight"] = loss_weight_from_config(cfg, "RETINANET")
         return ret
 
     def losses(self, anchors, pred_logits, gt_labels, pred_anchor_deltas, gt_boxes):

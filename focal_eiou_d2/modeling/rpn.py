@@ -8,9 +8,7 @@ from detectron2.modeling import PROPOSAL_GENERATOR_REGISTRY
 from detectron2.modeling.proposal_generator.rpn import RPN
 from detectron2.utils.events import get_event_storage
 
-from focal_eiou_d2.config import check_loss_weight
-
-from .box_loss import BoxRegressionLoss
+from .box_loss import BoxRegressionLoss, loss_weight_from_config
 
 
 @PROPOSAL_GENERATOR_REGISTRY.register()
@@ -35,7 +33,7 @@ class FocalEIoURPN(RPN):
     @classmethod
     def from_config(cls, cfg, input_shape):
         ret = super().from_config(cfg, input_shape)
-        check_loss_weight(cfg, "RPN")
+        loss_weight_from_config(cfg, "RPN")
         ret["box_loss"] = BoxRegressionLoss.from_config(cfg, "RPN", ret["smooth_l1_beta"])
         return ret
 

@@ -16,7 +16,7 @@ from typing import Optional
 
 import torch
 
-from focal_eiou_d2.layers import BOX_LOSSES
+from focal_eiou_d2.layers import BOX_LOSSES, get_box_loss
 
 from .losses import effective_params
 from .schedule import StepSchedule
@@ -237,11 +237,10 @@ class SimulationConfig:
         valid = valid and all(isinstance(params, Mapping) for params in self.loss_params.values())
         self._check("loss_params", valid, "a mapping {loss: {parameter: value}}")
         for name, params in self.loss_params.items():
-            if name not in BOX_LOSSES:
-                raise ValueError(
-                    f"loss_params (--param) names the unknown loss {name!r}; losses: "
-                    f"{', '.join(BOX_LOSSES)}"
-                )
+            try:
+                get_box_loss(name)
+            except ValueError as error:
+                raise ValueError(f"loss_params (--param): {error}") from None
             if name not in self.losses:
                 raise ValueError(
                     f"loss_params (--param) sets {name!r}, which this run does not include; add "

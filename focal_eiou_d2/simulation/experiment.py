@@ -83,7 +83,6 @@ def run_loss(name: str, pairs: PairSet, config: SimulationConfig, progress: bool
     )
     return {
         "params": loss.params,
-        "loss_path": loss.path(pairs.anchors),
         **recorder.to_dict(),
         "final": recorder.final_stats(outcome.boxes, outcome.iou),
         "wall_time_s": outcome.wall_time_s,

@@ -1,7 +1,7 @@
 """The simulation's view of the loss library: per-pair losses of (x, y, w, h) boxes.
 
-Only the library's public dispatch is used (``box_regression_loss`` and ``BOX_LOSSES``, plus
-``select_path`` to report whether its fast path runs); no loss is re-implemented here.
+Only the library's public dispatch is used (``box_regression_loss`` and ``get_box_loss``); no loss
+is re-implemented here.
 """
 
 import inspect
@@ -11,7 +11,7 @@ from typing import Mapping, Optional
 
 import torch
 
-from focal_eiou_d2.layers import BOX_LOSSES, box_regression_loss, select_path
+from focal_eiou_d2.layers import box_regression_loss, get_box_loss
 
 from .boxes import xywh_to_xyxy
 
@@ -28,17 +28,17 @@ def effective_params(name: str, overrides: Optional[Mapping[str, object]] = None
     gradient on one well-formed box pair (so its own range checks apply here too).
 
     Args:
-        name (str): a key of ``BOX_LOSSES``.
+        name (str): a key of ``focal_eiou_d2.layers.BOX_LOSSES``.
         overrides (Mapping | None): values to pass to the library.
 
     Returns:
-        dict: every parameter of ``BOX_LOSSES[name].params`` that has a default or an override.
+        dict: every parameter of the loss that has a default or an override.
 
     Raises:
         ValueError: for an unknown loss, a parameter the loss does not accept, or a value that
             is not valid for it.
     """
-    spec = _spec(name)
+    spec = get_box_loss(name)
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(spec.params))
     if unknown:
@@ -78,7 +78,7 @@ class SimulationLoss:
     get (x, y, w, h) directly and the library sums them over the four coordinates.
 
     Args:
-        name (str): a key of ``BOX_LOSSES``.
+        name (str): a key of ``focal_eiou_d2.layers.BOX_LOSSES``.
         targets (Tensor[N, 4]): target boxes (x, y, w, h).
         overrides (Mapping | None): hyper-parameters passed to the library.
     """
@@ -87,7 +87,7 @@ class SimulationLoss:
         self, name: str, targets: torch.Tensor, overrides: Optional[Mapping] = None
     ) -> None:
         self.name = name
-        self.on_boxes = _spec(name).on_boxes
+        self.on_boxes = get_box_loss(name).on_boxes
         self.params = effective_params(name, overrides)
         self._overrides = dict(overrides or {})
         self._targets = xywh_to_xyxy(targets) if self.on_boxes else targets
@@ -115,17 +115,3 @@ class SimulationLoss:
         return box_regression_loss(
             self.name, pred, self._targets, reduction="none", **self._overrides
         )
-
-    def path(self, boxes: torch.Tensor) -> str:
-        """The library's path for these boxes, as ``select_path`` names it ("reference" for the
-        coordinate losses, which have no fast path)."""
-        if not self.on_boxes:
-            return "reference"
-        pred = xywh_to_xyxy(boxes)
-        return select_path(self.name, pred, self._targets, "none", **self._overrides)
-
-
-def _spec(name: str):
-    if name not in BOX_LOSSES:
-        raise ValueError(f"Unknown loss {name!r}; available: {sorted(BOX_LOSSES)}")
-    return BOX_LOSSES[name]

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from focal_eiou_d2.layers import BOX_LOSSES, box_regression_loss, eiou_loss, select_path
+from focal_eiou_d2.layers import BOX_LOSSES, box_regression_loss, eiou_loss
 
 # (name, reduction) for every reduction each loss supports.
 NAME_REDUCTIONS = [(name, r) for name, spec in BOX_LOSSES.items() for r in spec.reductions]
@@ -107,10 +107,8 @@ def test_no_data_dependent_python_code(name, reduction):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("name,reduction", NAME_REDUCTIONS)
 def test_no_host_device_sync_on_cuda(name, reduction):
-    # 64 pairs take the reference path of every loss; test_fast_path.py tests the fused one.
-    pred = torch.rand(64, 4, device="cuda").cumsum(dim=-1).requires_grad_(True)
-    target = torch.rand(64, 4, device="cuda").cumsum(dim=-1)
-    assert select_path(name, pred, target, reduction) == "reference"
+    pred = torch.rand(1024, 4, device="cuda").cumsum(dim=-1).requires_grad_(True)
+    target = torch.rand(1024, 4, device="cuda").cumsum(dim=-1)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:

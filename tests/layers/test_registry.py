@@ -6,12 +6,15 @@ import torch
 
 from focal_eiou_d2.layers import (
     BOX_LOSSES,
+    BoxLossParameterError,
     BoxLossSpec,
     box_regression_loss,
+    check_box_loss,
     eiou_loss,
     focal_eiou_loss,
     focal_l1_loss,
     giou_loss,
+    normalize_by_weights,
 )
 
 BOX_NAMES = [
@@ -23,6 +26,12 @@ BOX_NAMES = [
     "focal_eiou",
     "focal_eiou_v1",
     "focal_eiou_star",
+    "siou",
+    "shape_iou",
+    "wiou_v1",
+    "alpha_iou",
+    "inner_iou",
+    "nwd",
 ]
 COORDINATE_NAMES = ["smooth_l1", "focal_l1", "balanced_l1"]
 
@@ -113,3 +122,37 @@ def test_defaults_are_those_of_the_function(name):
     signature = inspect.signature(spec.fn).parameters
     assert dict(spec.defaults) == {key: signature[key].default for key in spec.params}
     assert signature["reduction"].default == "none"
+
+
+@pytest.mark.parametrize("name", BOX_NAMES + COORDINATE_NAMES)
+def test_per_pair_form_is_the_checked_function_unreduced(name):
+    spec = BOX_LOSSES[name]
+    per_pair = spec.per_pair(PRED, TARGET, **check_box_loss(name, {}))
+    torch.testing.assert_close(per_pair, spec.fn(PRED, TARGET, reduction="none"))
+
+
+def test_check_box_loss_fills_defaults_and_names_the_bad_parameter():
+    assert check_box_loss("focal_eiou", {"gamma": 1.0}) == {
+        "gamma": 1.0,
+        "eps": BOX_LOSSES["focal_eiou"].defaults["eps"],
+        "detach_weight": True,
+    }
+    with pytest.raises(BoxLossParameterError, match="gamma must be a finite number >= 0") as info:
+        check_box_loss("focal_eiou", {"gamma": -1.0})
+    assert (info.value.loss, info.value.param) == ("focal_eiou", "gamma")
+    with pytest.raises(BoxLossParameterError, match="gamma / alpha") as info:
+        check_box_loss("balanced_l1", {"alpha": 0.01, "gamma": 10.0})
+    assert info.value.param == "gamma"
+    with pytest.raises(ValueError, match="does not take \\['beta'\\]"):
+        check_box_loss("eiou", {"beta": 1.0})
+    with pytest.raises(ValueError, match="unknown box-regression loss 'eoiu'; valid names: iou"):
+        check_box_loss("eoiu", {})
+
+
+def test_eq11_is_the_weighted_mean_and_zero_without_weight():
+    weighted = torch.tensor(3.0, requires_grad=True)
+    torch.testing.assert_close(normalize_by_weights(weighted, torch.tensor(1.5)), torch.tensor(2.0))
+    zero = normalize_by_weights(weighted * 0, torch.tensor(0.0, dtype=torch.float64))
+    assert zero.item() == 0 and zero.dtype == torch.float32
+    zero.backward()  # the graph is kept
+    assert weighted.grad.item() == 0

@@ -55,13 +55,13 @@ def test_eq11_collectives_stay_on_the_data_device(eq11_form, monkeypatch):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("eq11_form", EQ11_FORMS)
 def test_no_host_device_sync_on_cuda(eq11_form):
-    # Enough pairs for the fast path (layers.fast_path.MIN_PAIRS), as in a real batch.
+    # As many pairs as a real batch has.
     anchors, deltas, targets = pairs(4096, torch.device("cuda"))
     loss = BoxRegressionLoss(
         "focal_eiou", Box2BoxTransform((1.0, 1.0, 1.0, 1.0)), eq11_form=eq11_form
     )
     normalizer = torch.tensor(4096.0, device="cuda")
-    loss(anchors, deltas, targets, normalizer).backward()  # compiles outside the checked part
+    loss(anchors, deltas, targets, normalizer).backward()  # CUDA's lazy set-up is not checked
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:

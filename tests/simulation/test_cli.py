@@ -68,7 +68,7 @@ def test_trajectory_and_focal_l1_commands(tmp_path):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--param", "focal_eoiu.gamma=2"], "unknown loss 'focal_eoiu'"),
+        (["--param", "focal_eoiu.gamma=2"], "unknown box-regression loss 'focal_eoiu'"),
         (["--param", "focal_eiou.gama=2"], "accepts the parameters"),
         (["--param", "eiou.gamma=1"], "accepts the parameters"),
         (["--param", "focal_eiou.gamma=nan"], "focal_eiou.gamma must be a finite number"),

@@ -89,7 +89,7 @@ def test_cuda_without_a_gpu_is_an_error():
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"focal_eoiu": {"gamma": 2.0}}, "unknown loss 'focal_eoiu'"),
+        ({"focal_eoiu": {"gamma": 2.0}}, "unknown box-regression loss 'focal_eoiu'"),
         ({"focal_eiou": {"gamma_": 2.0}}, "accepts the parameters"),
         ({"eiou": {"gamma": 1.0}}, "accepts the parameters"),
         ({"focal_eiou": {"gamma": math.nan}}, "focal_eiou.gamma must be a finite number"),
