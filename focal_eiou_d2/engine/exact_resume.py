@@ -3,9 +3,13 @@
 import logging
 import os
 
+from detectron2.engine import hooks
+from detectron2.utils import comm
+
 from focal_eiou_d2.data.train_loader import ResumableTrainLoader
 
-from .checkpoint import restore_rank_rng
+from .consensus import main_decides
+from .rng import use_deterministic_mode
 
 logger = logging.getLogger(__name__)
 
@@ -26,15 +30,20 @@ class ExactResumeMixin:
 
     def resume_or_load(self, resume=True):
         """Resume from the output folder's last checkpoint (if ``resume`` and there is one),
-        restoring this process's random state; otherwise load the initial weights and start at
-        iteration 0."""
+        restoring this process's random state and per-process buffers; otherwise load the initial
+        weights and start at iteration 0. A collective call.
+
+        Before anything runs on the model, this switches to deterministic algorithms if the
+        environment asks for it (:func:`~focal_eiou_d2.engine.rng.use_deterministic_mode`).
+        """
+        use_deterministic_mode()
         if not resume:
-            self.checkpointer.load(self.initial_weights, checkpointables=[])
+            self.checkpointer.load_initial_weights(self.initial_weights)
             return
         checkpoint = self.checkpointer.resume_training(self.initial_weights)
         if checkpoint is not None:
             self.start_iter = self.iter + 1
-            restore_rank_rng(checkpoint.get("rng_states"))
+            self.checkpointer.restore_rank_state(checkpoint)
 
     def data_order_state(self):
         """The data loader's part of a checkpoint (empty for loaders that cannot resume)."""
@@ -53,9 +62,30 @@ class ExactResumeMixin:
 
     def prepare_training(self):
         """Point the data loader at ``start_iter``; write the final checkpoint if the run resumed
-        from its last iteration because the final one was set aside as damaged."""
+        from its last iteration because the final one was set aside as damaged.
+
+        Whether the final checkpoint exists is decided on the main process: saving is a
+        collective call, which every process must make or none.
+        """
         if isinstance(self.data_loader, ResumableTrainLoader):
             self.data_loader.start_at(self.start_iter)
         final = os.path.join(self.output_dir, f"{FINAL_CHECKPOINT}.pth")
-        if self.start_iter >= self.max_iter and not os.path.isfile(final):
+        if self.start_iter >= self.max_iter and not main_decides(lambda: os.path.isfile(final)):
             self.checkpointer.save(FINAL_CHECKPOINT)
+
+
+def periodic_checkpointer(checkpointer, period, max_to_keep=None, **kwargs):
+    """Detectron2's ``PeriodicCheckpointer`` hook for a :class:`TrainingCheckpointer`, to be
+    registered on every process (its saves are collective), pruning on the main process only.
+
+    fvcore's periodic checkpointer deletes the oldest checkpoint beyond ``max_to_keep`` on every
+    process that runs it: with several processes they would race to delete one file.
+
+    Args:
+        checkpointer (TrainingCheckpointer): the trainer's checkpointer.
+        period (int): save every ``period`` iterations.
+        max_to_keep (int or None): how many periodic checkpoints the main process keeps.
+        kwargs: other arguments of ``PeriodicCheckpointer`` (``max_iter``, ``file_prefix``).
+    """
+    keep = max_to_keep if comm.is_main_process() else None
+    return hooks.PeriodicCheckpointer(checkpointer, period, max_to_keep=keep, **kwargs)

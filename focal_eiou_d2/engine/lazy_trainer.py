@@ -2,6 +2,7 @@
 
 import weakref
 
+import torch
 from detectron2.config import instantiate
 from detectron2.engine import AMPTrainer, SimpleTrainer, TrainerBase, create_ddp_model, hooks
 from detectron2.engine.defaults import default_writers
@@ -13,7 +14,7 @@ from focal_eiou_d2.data.train_loader import build_lazy_train_loader
 from .box_loss_stall import BoxLossStallWarning
 from .checkpoint import TrainingCheckpointer
 from .coco_evaluator import build_coco_evaluator
-from .exact_resume import ExactResumeMixin
+from .exact_resume import ExactResumeMixin, periodic_checkpointer
 
 
 class LazyTrainer(ExactResumeMixin, TrainerBase):
@@ -24,7 +25,9 @@ class LazyTrainer(ExactResumeMixin, TrainerBase):
     the optimizer is checkpointed; every ``train.eval_period`` iterations and after the last one
     the model is evaluated on ``dataloader.test`` (a ``COCOEvaluator`` writes its detections to
     ``<output_dir>/inference/<dataset>``, with the fast C++ COCOeval only where Detectron2's
-    compiled ops exist).
+    compiled ops exist). Every process checkpoints (saving gathers their random states); only
+    the main process writes checkpoints, prunes them (``train.checkpointer.max_to_keep``) and
+    writes logs. A CPU model is wrapped in DDP without ``device_ids`` (gloo).
     """
 
     def __init__(self, cfg):
@@ -38,7 +41,10 @@ class LazyTrainer(ExactResumeMixin, TrainerBase):
         cfg.optimizer.params.model = model
         optimizer = instantiate(cfg.optimizer)
         self.data_loader = build_lazy_train_loader(cfg.dataloader.train, cfg.train.get("seed", -1))
-        model = create_ddp_model(model, **cfg.train.ddp)
+        ddp = dict(cfg.train.ddp)
+        if torch.device(cfg.train.device).type == "cpu":
+            ddp.setdefault("device_ids", None)  # Detectron2 names the local GPU otherwise
+        model = create_ddp_model(model, **ddp)
         trainer = AMPTrainer if cfg.train.amp.enabled else SimpleTrainer
         self._trainer = trainer(model, self.data_loader, optimizer)
         self.model = model
@@ -47,16 +53,18 @@ class LazyTrainer(ExactResumeMixin, TrainerBase):
         )
         self.start_iter = 0
         self.max_iter = cfg.train.max_iter
-        writers = default_writers(cfg.train.output_dir, self.max_iter)
         self.register_hooks(
             [
                 hooks.IterationTimer(),
                 hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
-                hooks.PeriodicCheckpointer(self.checkpointer, **cfg.train.checkpointer),
+                periodic_checkpointer(self.checkpointer, **cfg.train.checkpointer),
                 hooks.EvalHook(cfg.train.eval_period, self.test),
                 BoxLossStallWarning(),
                 (
-                    hooks.PeriodicWriter(writers, period=cfg.train.log_period)
+                    hooks.PeriodicWriter(
+                        default_writers(cfg.train.output_dir, self.max_iter),
+                        period=cfg.train.log_period,
+                    )
                     if comm.is_main_process()
                     else None
                 ),

@@ -5,7 +5,9 @@ A training tool claims its output folder before any work (:func:`claim_output_di
 - **one run at a time**: it takes an exclusive lock on ``<folder>/.lock`` (``flock``), held until
   the process exits. The kernel releases it when the process is gone, killed or not, so a stale
   lock file never blocks a later run. A second process gets :class:`OutputDirError` naming the
-  process that holds the folder.
+  process that holds the folder. Where the filesystem has no ``flock`` (NFS without a lock
+  daemon, Lustre mounted without ``-o flock``), a warning says so and the folder is claimed by
+  creating ``<folder>/.lock.owner`` exclusively instead (see :func:`_claim_by_owner_file`).
 - **one config**: ``<folder>/run.json`` records the digest of the config that trains there. A
   different config never overwrites that run: :class:`OutputDirError` says where the run is, and
   that ``--force`` (which lists what it deletes) or another folder starts afresh. A folder with
@@ -13,18 +15,22 @@ A training tool claims its output folder before any work (:func:`claim_output_di
   config's run.
 """
 
+import atexit
 import datetime
 import fcntl
 import json
 import logging
 import os
 import shutil
+import socket
 import sys
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = "run.json"
 LOCK = ".lock"
+# The lock where flock is not available: created exclusively, it names its host and process.
+OWNER_FILE = ".lock.owner"
 # What a run writes into its folder (Detectron2's trainer and this project's tools); --force
 # deletes these and nothing else.
 RUN_FILES = (
@@ -98,12 +104,105 @@ def lock_output_dir(folder):
             f"{folder} is in use by {holder}. Wait for that run to end, or choose another output "
             "folder."
         ) from None
+    except OSError as error:
+        handle.close()
+        logger.warning(
+            "the filesystem of %s cannot lock files (flock: %s; NFS without a lock daemon, or "
+            "Lustre without -o flock?): the folder is claimed with the file %s instead, which "
+            "protects it from another run on this machine, and from another machine only while "
+            "the file exists (docs/reliability.md)",
+            folder,
+            error.strerror,
+            OWNER_FILE,
+        )
+        _held_locks[folder] = _claim_by_owner_file(folder)
+        return
     handle.seek(0)
     handle.truncate()
-    started = datetime.datetime.now().isoformat(timespec="seconds")
-    handle.write(f"process {os.getpid()} (started {started}: {' '.join(sys.argv)})\n")
+    handle.write(f"process {os.getpid()} (started {_now()}: {' '.join(sys.argv)})\n")
     handle.flush()
     _held_locks[folder] = handle
+
+
+def _claim_by_owner_file(folder):
+    """Claim ``folder`` by creating ``OWNER_FILE`` exclusively (``O_CREAT | O_EXCL``), naming this
+    host and process; it is removed when this process exits normally.
+
+    A file left by a killed process is stale, and taken over with a warning, only when it names
+    this host and a process that no longer exists here. A file of another host is never taken as
+    stale: that host's processes cannot be seen from here.
+
+    Returns:
+        str: the path of the owner file.
+
+    Raises:
+        OutputDirError: the file names a live process of this host, or another host.
+    """
+    path = os.path.join(folder, OWNER_FILE)
+    owner = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": _now(),
+        "command": " ".join(sys.argv),
+    }
+    for _ in range(2):  # a second try after removing a stale file
+        try:
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _read_owner(path)
+            if not _is_stale(holder):
+                raise OutputDirError(
+                    f"{folder} is in use by process {holder.get('pid', '?')} on host "
+                    f"{holder.get('host', '?')} (started {holder.get('started', '?')}: "
+                    f"{holder.get('command', '?')}), according to {path}. Wait for that run to "
+                    "end, or choose another output folder; if that process is gone, delete "
+                    f"{path}."
+                ) from None
+            logger.warning(
+                "taking over %s from process %s of this host, which no longer runs",
+                path,
+                holder["pid"],
+            )
+            os.remove(path)
+            continue
+        with os.fdopen(descriptor, "w") as f:
+            json.dump(owner, f)
+        atexit.register(_release_owner_file, path, owner)
+        return path
+    raise OutputDirError(f"cannot claim {folder}: {path} keeps reappearing")
+
+
+def _read_owner(path):
+    """The owner recorded in an owner file ({} when it is empty or unreadable)."""
+    try:
+        with open(path) as f:
+            owner = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
+def _is_stale(owner):
+    """Whether ``owner`` names a process of this host that no longer exists."""
+    if owner.get("host") != socket.gethostname() or not isinstance(owner.get("pid"), int):
+        return False
+    try:
+        os.kill(owner["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # a live process of another user
+        pass
+    return False
+
+
+def _release_owner_file(path, owner):
+    """Remove the owner file at exit if it still names this process."""
+    if _read_owner(path) == owner:
+        os.remove(path)
+
+
+def _now():
+    return datetime.datetime.now().isoformat(timespec="seconds")
 
 
 def claim_output_dir(config, *, force=False, classes=None):
@@ -160,7 +259,7 @@ def write_manifest(folder, digest, config_file=None, classes=None):
         "config_digest": digest,
         "config_file": config_file,
         "classes": list(classes) if classes is not None else None,
-        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+        "started": _now(),
         "command": " ".join(sys.argv),
     }
     partial = os.path.join(folder, MANIFEST + ".partial")

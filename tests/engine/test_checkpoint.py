@@ -1,14 +1,19 @@
 """Checkpoints: a damaged last checkpoint is set aside and training resumes from the one before;
-weights that do not fit the model are an error naming the keys."""
+weights that do not fit the model are an error naming the keys; a .pkl cannot run code."""
 
+import collections
 import logging
+import os
+import pickle
 
+import numpy as np
 import pytest
 import torch
+from detectron2.checkpoint import DetectionCheckpointer
 from tiny_models import build_tiny_model
 
 from focal_eiou_d2.engine import WeightsError, WeightsMismatchError, load_trained_weights
-from focal_eiou_d2.engine.checkpoint import TrainingCheckpointer
+from focal_eiou_d2.engine.checkpoint import TrainingCheckpointer, load_pkl_weights
 
 
 def test_damaged_last_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
@@ -80,3 +85,72 @@ def test_unreadable_weights_name_the_file(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(WeightsError, match=f"cannot read the weights in {path}.*damaged"):
         load_trained_weights(build_tiny_model("retinanet"), str(path))
+
+
+class Payload:
+    """What a crafted .pkl holds: unpickling it calls ``os.system``."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+@pytest.mark.parametrize("loader", ["trained", "initial", "resumed"])
+def test_a_crafted_pkl_runs_nothing_and_names_the_file(tmp_path, loader):
+    marker = tmp_path / "ran"
+    path = tmp_path / "weights.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"model": {"w": Payload(f"touch {marker}")}, "__author__": "x"}, f, protocol=2)
+    model = torch.nn.Linear(2, 2)
+    checkpointer = TrainingCheckpointer(model, str(tmp_path / "run"))
+    load = {
+        "trained": lambda: load_trained_weights(model, str(path)),
+        "initial": lambda: checkpointer.load_initial_weights(str(path)),
+        "resumed": lambda: checkpointer.resume_training(str(path)),
+    }[loader]
+    with pytest.raises(WeightsError, match=f"{path}: the file names the global posix.system"):
+        load()
+    assert not marker.exists()
+
+
+def zoo_files(folder, state_dict, protocol):
+    """Files shaped as Detectron2's model zoo (``model``, ``__author__``), Detectron's (``blobs``,
+    with a momentum blob and a numpy scalar beside the blobs) and an ImageNet backbone's (bare
+    arrays), as Python writes them with ``protocol``."""
+    arrays = collections.OrderedDict((k, v.numpy()) for k, v in state_dict.items())
+    contents = {
+        "zoo": {"model": arrays, "__author__": "Detectron2 Model Zoo", "matching_heuristics": True},
+        "detectron": {
+            "blobs": {**arrays, "weight_momentum": np.zeros(2, np.float32)},
+            "iter": np.int64(90000),
+            "cfg": "MODEL: ...",
+        },
+        "imagenet": dict(arrays),
+    }
+    paths = {}
+    for name, content in contents.items():
+        paths[name] = str(folder / f"{name}.pkl")
+        with open(paths[name], "wb") as f:
+            pickle.dump(content, f, protocol=protocol)
+    return paths
+
+
+@pytest.mark.parametrize("protocol", [2, pickle.DEFAULT_PROTOCOL])
+def test_model_zoo_pkl_files_load_as_detectron2_reads_them(tmp_path, protocol):
+    source = torch.nn.Linear(2, 2)
+    paths = zoo_files(tmp_path, source.state_dict(), protocol)
+    for name, path in paths.items():
+        expected = DetectionCheckpointer(torch.nn.Linear(2, 2))._load_file(path)  # plain pickle
+        loaded = load_pkl_weights(path)
+        assert loaded.keys() == expected.keys(), name
+        assert loaded["model"].keys() == expected["model"].keys(), name
+        for key, value in expected["model"].items():
+            np.testing.assert_array_equal(loaded["model"][key], value)
+    target = torch.nn.Linear(2, 2)
+    load_trained_weights(target, paths["zoo"])
+    assert torch.equal(target.weight, source.weight) and torch.equal(target.bias, source.bias)
+    target = torch.nn.Linear(2, 2)
+    TrainingCheckpointer(target, str(tmp_path)).load_initial_weights(paths["imagenet"])
+    assert torch.equal(target.weight, source.weight)

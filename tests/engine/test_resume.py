@@ -5,6 +5,7 @@ configs (RetinaNet, Faster R-CNN) and LazyConfig (FCOS)."""
 
 import pytest
 import torch
+from detectron2.data import DatasetCatalog
 from detectron2.engine import HookBase
 from tiny_models import LAZY_SMOKE_OPTS, SMOKE_OPTS
 
@@ -63,6 +64,7 @@ class CrashAt(HookBase):
 def dataset(tmp_path_factory):
     """16 training images: batches of 2 over 9 iterations cross an epoch boundary."""
     register_shapes(("resume_train", "resume_val"), MINI_SPEC, str(tmp_path_factory.mktemp("d")))
+    DatasetCatalog.get("shapes_mini_val")  # FCOS evaluates on it after its last iteration
 
 
 def losses(config, resume=False, crash_at=None):

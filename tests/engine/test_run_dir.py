@@ -1,17 +1,21 @@
 """An output folder belongs to one run at a time and to one config."""
 
+import errno
 import json
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from unittest import mock
 
 import pytest
 from tiny_models import REPO
 
 from focal_eiou_d2.engine import OutputDirError, claim_output_dir, load_run_config
-from focal_eiou_d2.engine.run_dir import run_classes
+from focal_eiou_d2.engine.run_dir import OWNER_FILE, run_classes
 
 CONFIG = "configs/quickstart/retinanet_R_18_FPN_shapes_focal_eiou.yaml"
 
@@ -89,3 +93,67 @@ def test_an_unwritable_output_folder_is_refused_before_any_work(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(OutputDirError, match="cannot use .*file/run as output folder"):
         claim_output_dir(config(tmp_path / "file" / "run"))
+
+
+def no_flock(code):
+    """``fcntl.flock`` as a filesystem without locks answers it."""
+    return mock.patch("fcntl.flock", side_effect=OSError(code, os.strerror(code)))
+
+
+def write_owner(folder, host, pid):
+    folder.mkdir(parents=True, exist_ok=True)
+    owner = {"host": host, "pid": pid, "started": "2026-12-01T10:00:00", "command": "train_net.py"}
+    (folder / OWNER_FILE).write_text(json.dumps(owner))
+
+
+@pytest.mark.parametrize("code", [errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP])
+def test_without_flock_an_owner_file_claims_the_folder(tmp_path, caplog, code):
+    folder = tmp_path / "run"
+    with no_flock(code), caplog.at_level(logging.WARNING):
+        assert claim_output_dir(config(folder)) is False
+    assert "cannot lock files" in caplog.text and os.strerror(code) in caplog.text
+    owner = json.loads((folder / OWNER_FILE).read_text())
+    assert (owner["host"], owner["pid"]) == (socket.gethostname(), os.getpid())
+
+
+def test_without_flock_a_live_owner_on_this_host_is_refused(tmp_path):
+    folder = tmp_path / "run"
+    write_owner(folder, socket.gethostname(), os.getppid())  # a live process
+    with no_flock(errno.ENOLCK), pytest.raises(
+        OutputDirError, match=f"in use by process {os.getppid()} on host {socket.gethostname()}"
+    ):
+        claim_output_dir(config(folder))
+
+
+def test_without_flock_another_hosts_owner_is_never_stale(tmp_path):
+    folder = tmp_path / "run"
+    write_owner(folder, "node-17.cluster", 4242)
+    with no_flock(errno.ENOSYS), pytest.raises(
+        OutputDirError, match=f"process 4242 on host node-17.cluster .*delete .*{OWNER_FILE}"
+    ):
+        claim_output_dir(config(folder))
+
+
+def test_without_flock_a_dead_owner_on_this_host_is_taken_over(tmp_path, caplog):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid no longer exists
+    folder = tmp_path / "run"
+    write_owner(folder, socket.gethostname(), gone.pid)
+    with no_flock(errno.ENOLCK), caplog.at_level(logging.WARNING):
+        claim_output_dir(config(folder))
+    assert f"from process {gone.pid} of this host" in caplog.text
+    assert json.loads((folder / OWNER_FILE).read_text())["pid"] == os.getpid()
+
+
+def test_without_flock_the_owner_file_is_released_at_exit(tmp_path):
+    folder = tmp_path / "run"
+    code = (
+        "import errno, os\n"
+        "from unittest import mock\n"
+        "from focal_eiou_d2.engine import claim_output_dir, load_run_config\n"
+        "with mock.patch('fcntl.flock', side_effect=OSError(errno.ENOLCK, 'No locks')):\n"
+        f"    claim_output_dir(load_run_config({CONFIG!r}, output_dir={str(folder)!r}))\n"
+        f"assert os.path.exists({str(folder / OWNER_FILE)!r})\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+    assert (folder / "run.json").exists() and not (folder / OWNER_FILE).exists()
