@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Train or evaluate a Detectron2 model with focal_eiou_d2's box-regression losses.
 
-Takes YAML configs (overrides as ``KEY VALUE``, as Detectron2's ``tools/train_net.py``) and
-LazyConfig ``.py`` files (overrides as ``key=value``, as its ``tools/lazyconfig_train_net.py``).
+Detectron2's ``tools/train_net.py``, for YAML configs (overrides as ``KEY VALUE``); a LazyConfig
+``.py`` file (overrides as ``key=value``) is handed over to ``lazy_train_net.py`` beside this file,
+with the same options. Copy it and edit ``Trainer`` to add your evaluators or hooks.
 
 Examples:
     # 8 GPUs on one machine
@@ -17,7 +18,7 @@ Examples:
         --config-file configs/quickstart/retinanet_R_18_FPN_shapes_focal_eiou.yaml \\
         --coco-dataset my_train train.json images/ --coco-dataset my_val val.json images/ \\
         DATASETS.TRAIN "('my_train',)" DATASETS.TEST "('my_val',)" OUTPUT_DIR output/mine
-    # evaluation of a trained model
+    # evaluation of a trained model (or --resume: the output folder's last checkpoint)
     python train_net.py --eval-only \\
         --config-file configs/COCO-Detection/retinanet_R_50_FPN_1x_focal_eiou.yaml \\
         MODEL.WEIGHTS output/model_final.pth
@@ -29,102 +30,88 @@ An output folder belongs to one run and one config: a second process training in
 refused, and so is another config, unless ``--force`` (which deletes the run it replaces).
 """
 
-import os
-import sys
+from focal_eiou_d2 import ignore_torch_jit_deprecation
 
-from detectron2.engine import default_argument_parser, default_setup, launch
-from detectron2.evaluation import verify_results
-from detectron2.utils import comm
+ignore_torch_jit_deprecation()  # importing Detectron2 scripts functions: a torch FutureWarning
 
-from focal_eiou_d2.data import DatasetError, add_coco_dataset_argument, dataset_classes
-from focal_eiou_d2.engine import (
-    OutputDirError,
-    check_datasets_exist,
-    claim_output_dir,
+from detectron2.engine import default_setup, launch  # noqa: E402
+from detectron2.evaluation import verify_results  # noqa: E402
+from detectron2.utils import comm  # noqa: E402
+
+from focal_eiou_d2.engine import (  # noqa: E402
+    FocalEIoUTrainer,
     load_run_config,
     load_trained_weights,
 )
-from focal_eiou_d2.engine.setup import resolve_config_file
+from focal_eiou_d2.tools.cli import run_command  # noqa: E402
+from focal_eiou_d2.tools.train_command import (  # noqa: E402
+    check_before_launch,
+    check_model_classes,
+    is_lazy_config,
+    keep_saved_config,
+    parse_training_args,
+    weights_to_evaluate,
+)
 
 
-def load_config(args):
-    """The config of the command line (registers its ``--coco-dataset`` datasets: every process
-    calls it)."""
-    return load_run_config(
+class Trainer(FocalEIoUTrainer):
+    """Detectron2's ``DefaultTrainer`` plus exact resume: a resumed run continues as the
+    uninterrupted one would (same random state, same data order).
+
+    Add your hooks by overriding ``build_hooks`` (extend ``super().build_hooks()``), or with
+    ``trainer.register_hooks`` in :func:`main`, as with ``DefaultTrainer``.
+    """
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        """The evaluator of ``dataset_name``: Detectron2's ``COCOEvaluator``, writing its
+        detections to ``<OUTPUT_DIR>/inference/<dataset>``. Return your own here (a
+        ``DatasetEvaluators`` for several); training and ``--eval-only`` both use it."""
+        return super().build_evaluator(cfg, dataset_name, output_folder)
+
+
+def setup(args):
+    """Create the config and perform basic setups (every process calls it: it registers the
+    ``--coco-dataset`` datasets)."""
+    config = load_run_config(
         args.config_file,
         args.opts,
         coco_datasets=args.coco_datasets,
-        classes_from="run" if args.eval_only else "train",
+        classes_from="run" if args.eval_only else "train",  # --eval-only: the weights' classes
     )
-
-
-def evaluate(config, args):
-    """Evaluate the config's weights (or, with --resume, the output folder's last checkpoint)."""
-    model = config.build_model()
-    weights = config.weights
-    last = os.path.join(config.output_dir, "last_checkpoint")
-    if args.resume and os.path.isfile(last):
-        with open(last) as f:
-            weights = os.path.join(config.output_dir, f.read().strip())
-    load_trained_weights(model, weights)
-    results = config.evaluate(model)
-    if comm.is_main_process() and config.kind == "yaml":
-        verify_results(config.cfg, results)
-    return results
+    with keep_saved_config(config.output_dir, args.eval_only):  # --eval-only: the run's stays
+        default_setup(config.cfg, args)
+    return config.cfg
 
 
 def main(args):
-    config = load_config(args)
-    default_setup(config.cfg, args)
+    if is_lazy_config(args.config_file):  # a LazyConfig: lazy_train_net.py, beside this file
+        import lazy_train_net
+
+        return lazy_train_net.main(args)
+    cfg = setup(args)
+
     if args.eval_only:
-        return evaluate(config, args)
-    trainer = config.build_trainer()
+        model = Trainer.build_model(cfg)
+        weights = weights_to_evaluate(cfg.MODEL.WEIGHTS, cfg.OUTPUT_DIR, args.resume)
+        check_model_classes(weights, cfg.DATASETS.TEST)  # those it was trained on
+        load_trained_weights(model, weights)  # they must fit the model
+        res = Trainer.test(cfg, model)
+        if comm.is_main_process():
+            verify_results(cfg, res)
+        return res
+
+    trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)
+    # Hooks of your own: trainer.register_hooks([...]) here, or override Trainer.build_hooks.
     return trainer.train()
 
 
-def check_and_claim(args):
-    """Before any process starts: check the config and its datasets and, to train, claim the
-    output folder for this run (see the module docstring)."""
-    config = load_config(args)
-    names = config.test_datasets if args.eval_only else config.train_datasets + config.test_datasets
-    check_datasets_exist(names)
-    if args.eval_only or args.machine_rank != 0:
-        return
-    claim_output_dir(config, force=args.force, classes=dataset_classes(config.train_datasets))
-    has_checkpoint = os.path.isfile(os.path.join(config.output_dir, "last_checkpoint"))
-    if has_checkpoint and not (args.resume or args.force):
-        raise OutputDirError(
-            f"{config.output_dir} already holds a run of this config; pass --resume to continue "
-            "it (or to evaluate it again once finished), or --force to delete it and start over."
-        )
-
-
-def parse_args(argv=None):
-    parser = default_argument_parser()
-    add_coco_dataset_argument(parser)
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="delete the run in the output folder (another config's, or this one's), train afresh",
-    )
-    args = parser.parse_args(argv)
-    if args.num_gpus < 1 or args.num_machines < 1 or not 0 <= args.machine_rank < args.num_machines:
-        parser.error("--num-gpus and --num-machines must be >= 1, 0 <= --machine-rank < machines")
-    try:
-        args.config_file = resolve_config_file(args.config_file)
-    except FileNotFoundError as error:
-        parser.error(str(error))
-    return args
-
-
-if __name__ == "__main__":
-    args = parse_args()
+def invoke_main(argv=None):
+    args = parse_training_args(argv)
     print("Command Line Args:", args)
-    try:
-        check_and_claim(args)
-    except (OutputDirError, DatasetError, FileNotFoundError, KeyError, ValueError) as error:
-        sys.exit(f"train_net.py: error: {error}")
+    # once, before any process starts: the config, data, weights; claims the output folder
+    check_before_launch(args)
     launch(
         main,
         args.num_gpus,
@@ -133,3 +120,7 @@ if __name__ == "__main__":
         dist_url=args.dist_url,
         args=(args,),
     )
+
+
+if __name__ == "__main__":
+    run_command("train_net.py", invoke_main)  # a user error: one line, exit status 1

@@ -17,9 +17,10 @@ accepted too, with ``--opts key=value ...`` (model A's weights: ``train.init_che
 Each model takes its class count and class names from the run that trained its weights (the
 ``run.json`` beside them).
 
-Bad arguments, inputs that match no image, an output that cannot be written and weights that do
-not fit the model stop the demo before any image is drawn. Images that cannot be read are
-reported and skipped; the exit status is 1 if any image failed.
+Bad arguments, inputs that match no image, an output that cannot be written or that would replace
+an input, and weights that do not fit the model stop the demo before any image is drawn. Images
+that cannot be read as training reads them (empty, corrupt, truncated) are reported and skipped;
+the exit status is 1 if any image failed.
 """
 
 import argparse
@@ -29,17 +30,31 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-import cv2
-from detectron2.data import DatasetCatalog
-from detectron2.utils.logger import setup_logger
-from tqdm import tqdm
+from focal_eiou_d2 import ignore_torch_jit_deprecation
 
-from focal_eiou_d2.data import add_coco_dataset_argument, dataset_classes
-from focal_eiou_d2.engine import load_run_config
-from focal_eiou_d2.evaluation import build_predictor
-from focal_eiou_d2.visualization import (
-    add_opts_argument,
-    check_opts,
+ignore_torch_jit_deprecation()  # raised by Detectron2 0.6's first import under recent PyTorch
+
+import cv2  # noqa: E402
+from detectron2.data import DatasetCatalog  # noqa: E402
+from detectron2.data.detection_utils import read_image  # noqa: E402
+from detectron2.utils.logger import setup_logger  # noqa: E402
+from PIL import UnidentifiedImageError  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from focal_eiou_d2.data import add_coco_dataset_argument, dataset_classes  # noqa: E402
+from focal_eiou_d2.engine import load_run_config  # noqa: E402
+from focal_eiou_d2.evaluation import build_predictor  # noqa: E402
+from focal_eiou_d2.tools.cli import (  # noqa: E402
+    add_model_arguments,
+    add_opts_arguments,
+    add_threshold_argument,
+    check_threshold,
+    check_weights,
+    parsed_opts,
+    refuse_replacing_inputs,
+    run_command,
+)
+from focal_eiou_d2.visualization import (  # noqa: E402
     class_metadata,
     draw_detections,
     draw_ground_truth,
@@ -52,9 +67,6 @@ from focal_eiou_d2.visualization import (
 logger = logging.getLogger("focal_eiou_d2.demo")
 
 IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
-# Errors of the inputs, the output, the configs (KeyError: an unknown key), the datasets and the
-# weights (DatasetError and WeightsMismatchError are ValueErrors): reported in one line.
-USAGE_ERRORS = (FileNotFoundError, KeyError, ValueError)
 # How many paths a message lists before "...".
 LISTED_PATHS = 3
 
@@ -110,30 +122,18 @@ class ImageError(Exception):
 def parse_args(argv=None):
     """Parses the command line and checks its values (see ``--help``)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config-file", required=True, metavar="FILE", help="config of model A")
     parser.add_argument(
         "--input", nargs="+", required=True, help="image files, folders or glob patterns"
     )
     parser.add_argument(
         "--output", required=True, help="output folder, or output file when there is one input"
     )
-    parser.add_argument(
-        "--confidence-threshold",
-        type=float,
-        default=0.5,
-        help="detections with a lower score are not drawn, in [0, 1] (default: %(default)s)",
-    )
-    add_opts_argument(
+    add_threshold_argument(parser, 0.5, "detections with a lower score are not drawn")
+    add_model_arguments(parser, config_required=True)
+    add_opts_arguments(
         parser,
         "MODEL.WEIGHTS A.pth (model A's weights; B's are --compare-weights) MODEL.DEVICE cpu",
     )
-    parser.add_argument(
-        "--compare-config", metavar="FILE", help="config of model B (default: --config-file)"
-    )
-    parser.add_argument(
-        "--compare-weights", metavar="FILE", help="trained weights of model B: draws A and B"
-    )
-    parser.add_argument("--names", nargs=2, metavar=("A", "B"), help="titles of the two halves")
     parser.add_argument(
         "--dataset",
         help="registered dataset of the images, e.g. shapes_val or a --coco-dataset NAME "
@@ -146,9 +146,8 @@ def parse_args(argv=None):
     )
     add_coco_dataset_argument(parser)
     args = parser.parse_args(argv)
-    if not 0 <= args.confidence_threshold <= 1:
-        parser.error(f"--confidence-threshold must be in [0, 1], got {args.confidence_threshold}")
-    check_opts(parser, args.opts, [args.config_file, args.compare_config])
+    check_threshold(parser, args)
+    args.opts = parsed_opts(parser, args, [args.config_file, args.compare_config])
     if args.show_gt and not args.dataset:
         parser.error("--show-gt needs --dataset, the registered dataset the images belong to")
     if (args.compare_config or args.names) and not args.compare_weights:
@@ -170,7 +169,7 @@ def build_configs(args):
         ValueError: a model has no weights, or a config cannot be built.
         FileNotFoundError: a config or weights file does not exist.
     """
-    sources = [(args.config_file, None, "A")]
+    sources = [(args.config_file, args.weights, "A")]
     if args.compare_weights:
         sources.append((args.compare_config or args.config_file, args.compare_weights, "B"))
     configs = []
@@ -184,19 +183,6 @@ def build_configs(args):
         check_weights(config.weights, side)
         configs.append(config)
     return configs
-
-
-def check_weights(weights, side):
-    """Raises if model ``side`` has no weights file (URLs are left to Detectron2)."""
-    option = (
-        "--opts MODEL.WEIGHTS FILE (train.init_checkpoint=FILE for a LazyConfig)"
-        if side == "A"
-        else "--compare-weights FILE"
-    )
-    if not weights:
-        raise ValueError(f"model {side} has no trained weights: give them with {option}")
-    if "://" not in weights and not os.path.isfile(weights):
-        raise FileNotFoundError(f"weights of model {side} not found: {weights}")
 
 
 def dataset_of(args, config):
@@ -240,33 +226,35 @@ def expand_inputs(patterns):
 
 def output_paths(inputs, output):
     """Returns the output file of each input, ``output`` itself or files in the folder ``output``,
-    and makes sure they can be written (the folder is created).
+    and makes sure they can be written (the folder is created) and replace no input.
 
     ``output`` is a file when it has an image extension and is not a folder (there must be one
     input then); in a folder, base names that repeat get a suffix ``_1``, ``_2``, ...
 
     Raises:
-        ValueError: ``output`` is a file name and there are several inputs, or its folder cannot
-            be created or written.
+        ValueError: ``output`` is a file name and there are several inputs, an output file would
+            replace an input (checked before anything is created), or the folder cannot be
+            created or written.
     """
+    option = f"--output {output}"
     if output.lower().endswith(IMAGE_EXTENSIONS) and not os.path.isdir(output):
         if len(inputs) > 1:
             raise ValueError(
-                f"--output {output} is an image file name, but {len(inputs)} images are given: "
-                "give a folder"
+                f"{option} is an image file name, but {len(inputs)} images are given: give a folder"
             )
-        ensure_writable_folder(os.path.dirname(output) or ".", f"--output {output}")
-        return [output]
-    ensure_writable_folder(output, f"--output {output}")
-    paths, used = [], set()
-    for path in inputs:
-        stem, extension = os.path.splitext(os.path.basename(path))
-        name, count = stem + extension, 0
-        while name in used:
-            count += 1
-            name = f"{stem}_{count}{extension}"
-        used.add(name)
-        paths.append(os.path.join(output, name))
+        paths, folder = [output], os.path.dirname(output) or "."
+    else:
+        paths, folder, used = [], output, set()
+        for path in inputs:
+            stem, extension = os.path.splitext(os.path.basename(path))
+            name, count = stem + extension, 0
+            while name in used:
+                count += 1
+                name = f"{stem}_{count}{extension}"
+            used.add(name)
+            paths.append(os.path.join(output, name))
+    refuse_replacing_inputs(paths, inputs, option)
+    ensure_writable_folder(folder, option)
     return paths
 
 
@@ -305,13 +293,19 @@ def ground_truth_of(inputs, dataset_name):
 
 
 def read_bgr(path):
-    """Reads an image as (H, W, 3) uint8 BGR, or raises ImageError saying why it cannot."""
+    """Reads an image as (H, W, 3) uint8 BGR as training reads it (Detectron2's ``read_image``:
+    Pillow, EXIF orientation applied), or raises ImageError saying why it cannot.
+
+    A truncated file is an error, as in training, even where a decoder could draw its first rows.
+    """
     if os.path.getsize(path) == 0:
         raise ImageError("empty file")
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageError("not a readable image (corrupt, or a format OpenCV cannot decode)")
-    return image
+    try:
+        return read_image(path, format="BGR")
+    except UnidentifiedImageError:
+        raise ImageError("unreadable image: not an image, or a format Pillow cannot read") from None
+    except OSError as error:  # e.g. "image file is truncated (284 bytes not processed)"
+        raise ImageError(f"unreadable image: {error}") from None
 
 
 def render(path, models, titles, threshold, annotations):
@@ -350,7 +344,10 @@ def prepare(args):
     ]
     titles = None
     if len(models) == 2:
-        titles = tuple(args.names or model_names(*(model_name(m.config) for m in models)))
+        given = args.names or (None, None)
+        titles = model_names(
+            *(name or model_name(m.config) for name, m in zip(given, models, strict=True))
+        )
     return DemoJob(list(zip(inputs, outputs, truths, strict=True)), models, titles)
 
 
@@ -387,23 +384,28 @@ def summary(result, output):
     return line
 
 
-def main(argv=None):
-    """Runs the demo; returns the exit status: 1 if any input failed, 0 otherwise.
+def demo(argv):
+    """The demo without its error boundary: checks everything, builds the models, then draws.
 
-    Raises:
-        SystemExit: a usage error (the message says what is wrong), before any image is drawn.
+    Returns:
+        int: the exit status: 1 if any input failed, 0 otherwise.
     """
     args = parse_args(argv)
     setup_logger(name="fvcore")
     setup_logger()
     setup_logger(name="focal_eiou_d2")
-    try:
-        job = prepare(args)
-    except USAGE_ERRORS as error:
-        sys.exit(f"demo: error: {error}")
-    result = draw(job, args.confidence_threshold)
+    result = run_demo(args)
     logger.info(summary(result, args.output))
     return 1 if result.failed else 0
+
+
+def main(argv=None):
+    """Runs the demo; returns the exit status: 1 if any input failed, 0 otherwise.
+
+    Raises:
+        SystemExit: a usage error (one line that says what is wrong), before any image is drawn.
+    """
+    return run_command("demo", demo, argv)
 
 
 if __name__ == "__main__":

@@ -5,11 +5,29 @@ Detectron2 parts import Detectron2 only when used: ``from focal_eiou_d2 import
 add_focal_eiou_config`` loads the config keys and registers the components of
 ``focal_eiou_d2.modeling`` (FocalEIoURetinaNet, FocalEIoURPN, FocalEIoUStandardROIHeads,
 FocalEIoUCascadeROIHeads).
+
+Commands call :func:`ignore_torch_jit_deprecation` before their first Detectron2 import.
 """
 
 import importlib
+import warnings
 
 __version__ = "0.1.0"
+
+
+def ignore_torch_jit_deprecation():
+    """Hide the FutureWarning "`torch.jit.script` is deprecated" that recent PyTorch raises when
+    Detectron2 0.6 scripts a few functions at import time.
+
+    Only that message, raised by ``torch.jit._script``, is filtered; call it before the first
+    Detectron2 import of a command (it lasts for the process).
+    """
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`torch\.jit\.script` is deprecated",
+        category=FutureWarning,
+        module=r"torch\.jit\._script",
+    )
 
 
 def __getattr__(name):

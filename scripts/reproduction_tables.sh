@@ -16,7 +16,7 @@ PY=${PYTHON:-.venv/bin/python}
 # The protocol's commands (docs/reproduction.md): without --finished-only they train what is missing.
 retinanet=(--config-file configs/reproduction/retinanet_R_18_FPN_shapes1.yaml
   --pretrain configs/reproduction/pretrain_retinanet_R_18_FPN_shapes1.yaml
-  --output-dir output/reproduction/retinanet_shapes1
+  --output output/reproduction/retinanet_shapes1
   --results-dir reproduction/results/retinanet_shapes1)
 # The same protocol from the backbone kept in git (reproduction/backbones/); retinanet_shapes1's
 # backbone was not kept, and a pretraining trained again need not reproduce its bytes, so its
@@ -25,15 +25,15 @@ retinanet=(--config-file configs/reproduction/retinanet_R_18_FPN_shapes1.yaml
 # code's, retinanet_shapes1_avx512 (Tables 1 and 2) one AVX-512 machine's.
 retinanet_kept=(--config-file configs/reproduction/retinanet_R_18_FPN_shapes1.yaml
   --pretrain reproduction/backbones/retinanet_R_18_FPN_shapes1.pth
-  --output-dir output/reproduction/retinanet_shapes1_v2
+  --output output/reproduction/retinanet_shapes1_v2
   --results-dir reproduction/results/retinanet_shapes1_v2)
 retinanet_avx512=(--config-file configs/reproduction/retinanet_R_18_FPN_shapes1.yaml
   --pretrain reproduction/backbones/retinanet_R_18_FPN_shapes1.pth
-  --output-dir output/reproduction/retinanet_shapes1_avx512
+  --output output/reproduction/retinanet_shapes1_avx512
   --results-dir reproduction/results/retinanet_shapes1_avx512)
 fcos=(--config-file configs/reproduction/fcos_R_18_FPN_shapes1.py
   --pretrain configs/reproduction/pretrain_retinanet_R_18_FPN_shapes1.yaml
-  --output-dir output/reproduction/fcos_shapes1
+  --output output/reproduction/fcos_shapes1
   --results-dir reproduction/results/fcos_shapes1)
 seeds=(--seeds 0 1 2 3 4)
 control="smooth_l1[MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=0.25]"
@@ -41,10 +41,10 @@ gamma=MODEL.FOCAL_EIOU.GAMMA
 beta=MODEL.FOCAL_EIOU.FOCAL_L1_BETA
 
 tabulate() { # folder, then the protocol's command: its tables, into folder (the last
-  # --output-dir counts), from the result files, without training
+  # --output counts), from the result files, without training
   local folder=$1
   shift
-  "$PY" -m focal_eiou_d2.tools.ablate "$@" --output-dir "$folder" --finished-only \
+  "$PY" -m focal_eiou_d2.tools.ablate "$@" --output "$folder" --finished-only \
     > "$folder.log" 2>&1 || { cat "$folder.log"; exit 1; }
 }
 

@@ -7,10 +7,12 @@ Example::
         --coco-dataset mydata_val data/val.json data/val_images
 
 Prints one summary line per dataset and its warnings; exits with status 1 if any dataset has an
-error (all datasets are checked), 0 otherwise.
+error (all datasets are checked), or if one name is given to datasets of other files (every tool
+refuses that), 0 otherwise.
 """
 
 import argparse
+import os
 import sys
 
 from .coco import add_coco_dataset_argument, is_registered
@@ -44,11 +46,30 @@ def check(dataset):
     return True
 
 
+def check_names(datasets):
+    """Prints an error for each name given to datasets of other files, as every tool refuses the
+    second of them. Returns whether there is none."""
+    files = {}
+    for dataset in datasets:
+        pair = os.path.realpath(dataset.json_file), os.path.realpath(dataset.image_root)
+        files.setdefault(dataset.name, {}).setdefault(pair, dataset)
+    clashes = {name: list(given.values()) for name, given in files.items() if len(given) > 1}
+    for name, given in clashes.items():
+        options = "; ".join(dataset.option() for dataset in given)
+        print(
+            f"{name}: error: the name is given to {len(given)} datasets of other files "
+            f"({options}); every tool refuses this: give each dataset its own NAME",
+            file=sys.stderr,
+        )
+    return not clashes
+
+
 def main(argv=None):
-    """Checks every dataset of the command line; returns the exit status."""
+    """Checks every dataset of the command line and their names; returns the exit status."""
     args = parse_args(argv)
+    names_ok = check_names(args.coco_datasets)
     results = [check(dataset) for dataset in args.coco_datasets]
-    return 0 if all(results) else 1
+    return 0 if names_ok and all(results) else 1
 
 
 if __name__ == "__main__":

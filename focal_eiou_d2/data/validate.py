@@ -10,7 +10,15 @@ problem, with counts and the JSON path:
 - boxes of negative width or height: Detectron2's transforms turn each box into the smallest box
   around its transformed corners, so a box ``[x, y, -w, h]`` trains as the box from ``x - w`` to
   ``x`` (the same in Detectron2 0.6 and on git main);
-- category ids that are not 1..K: ``load_coco_json`` maps them, in sorted order, to 0..K-1.
+- category ids that are not 1..K: ``load_coco_json`` maps them, in sorted order, to 0..K-1;
+- boxes wholly outside their image: Detectron2 clips every box to its image, so these become
+  empty and are dropped from training;
+- annotations of image ids that ``images`` does not list: ``load_coco_json`` reads the
+  annotations of the listed images only, and COCO evaluation too, so these are ignored;
+- one file listed as several images: each entry is an image of its own, with its own annotations
+  only, so the picture trains as often as it is listed, with objects missing, and evaluation counts
+  its objects once per entry;
+- file names with ``..`` that leave the image folder: they are read from wherever they point.
 
 COCO evaluation (pycocotools) matches a detection to a ground-truth box only if they overlap, which
 a box of non-positive width or height never does: each such box counts as missed.
@@ -241,6 +249,73 @@ def check_annotations(annotations, category_ids, json_file):
     return warnings
 
 
+def is_size(value):
+    """Whether ``value`` is a pair of numbers (an image's width and height)."""
+    return isinstance(value, tuple) and all(isinstance(v, (int, float)) for v in value)
+
+
+def image_warnings(images, annotations, json_file):
+    """Returns a warning each for annotations of unlisted images and boxes wholly outside their
+    image (non-crowd ones of positive size: the others have warnings of their own)."""
+    sizes = {image["id"]: (image["width"], image["height"]) for image in images}
+    unlisted = [a for a in annotations if a.get("image_id") not in sizes]
+    total, outside = 0, []
+    for annotation in annotations:
+        size = sizes.get(annotation.get("image_id"))
+        x, y, w, h = annotation["bbox"]
+        if not is_size(size) or annotation.get("iscrowd", 0) or w == 0 or h == 0:
+            continue
+        total += 1
+        (x0, x1), (y0, y1) = sorted((x, x + w)), sorted((y, y + h))
+        width, height = size
+        if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+            outside.append(
+                f"{annotation['bbox']} in image {annotation['image_id']} ({width}x{height})"
+            )
+    warnings = []
+    if unlisted:
+        ids = sorted({a.get("image_id") for a in unlisted}, key=str)
+        warnings.append(
+            f"{json_file}: {len(unlisted)} of {len(annotations)} annotations belong to "
+            f"{len(ids)} image ids that 'images' does not list, e.g. {examples(ids)}. Detectron2 "
+            "and COCO evaluation read only the annotations of listed images and ignore these. "
+            "Add their images or remove them."
+        )
+    if outside:
+        warnings.append(
+            f"{json_file}: {len(outside)} of {total} boxes lie wholly outside their image, e.g. "
+            f"{examples(outside)}. Detectron2 clips boxes to the image, so it drops these from "
+            "training as empty boxes, and COCO evaluation counts each as a missed object. Fix "
+            "the boxes or the images' width and height."
+        )
+    return warnings
+
+
+def file_name_warnings(images, json_file):
+    """Returns a warning for files listed as several images, and one for file names that leave
+    the image folder with ``..``."""
+    names = [os.path.normpath(image["file_name"]) for image in images]
+    listed = Counter(names)
+    twice = sorted(name for name, count in listed.items() if count > 1)
+    leaving = [name for name in names if name == os.pardir or name.startswith(os.pardir + os.sep)]
+    warnings = []
+    if twice:
+        entries = sum(listed[name] for name in twice)
+        warnings.append(
+            f"{json_file}: {len(twice)} files are listed as {entries} images, e.g. "
+            f"{examples(twice)}. Detectron2 reads each entry as an image of its own, with its own "
+            "annotations only: the picture trains once per entry, and evaluation scores it once "
+            "per entry. List each file once, with all its annotations."
+        )
+    if leaving:
+        warnings.append(
+            f"{json_file}: {len(leaving)} of {len(images)} image file names leave the image "
+            f"folder with '..', e.g. {examples(leaving)}. They are read from wherever they point; "
+            "keep the dataset's images in its image folder."
+        )
+    return warnings
+
+
 def id_mapping_warning(category_ids, thing_classes, json_file):
     """Returns a warning if ``category_ids`` (sorted) are not 1..K, else None."""
     if list(category_ids) == list(range(1, len(category_ids) + 1)):
@@ -296,6 +371,8 @@ def check_coco_dataset(json_file, image_root):
     category_ids, thing_classes = check_categories(coco["categories"], json_file)
     check_images(coco["images"], json_file)
     warnings = check_annotations(coco["annotations"], category_ids, json_file)
+    warnings += image_warnings(coco["images"], coco["annotations"], json_file)
+    warnings += file_name_warnings(coco["images"], json_file)
     mapping = id_mapping_warning(category_ids, thing_classes, json_file)
     check_image_files(coco["images"], image_root, json_file)
     return CocoSummary(

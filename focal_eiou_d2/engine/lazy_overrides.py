@@ -6,15 +6,33 @@ meant to be one: a keyword argument that a ``LazyCall`` node's target takes, a p
 :class:`BoxRegressionLoss` (its ``params``, checked when the loss is built), a key the caller
 names optional (such as ``train.seed``, which Detectron2's ``default_setup`` defaults to -1) and
 a key with Hydra's explicit ``+``.
+
+A config file's own ``train`` node is checked too (:func:`check_train_node`): Detectron2 reads its
+fields by name, so that ``train.max_iters = 5`` written in the file would be ignored as silently.
 """
 
 import inspect
 
+from detectron2 import model_zoo
 from detectron2.config import LazyConfig
-from omegaconf import ListConfig
+from detectron2.engine.hooks import PeriodicCheckpointer
+from omegaconf import DictConfig, ListConfig
 from omegaconf.errors import OmegaConfBaseException
+from torch.nn.parallel import DistributedDataParallel
 
 from focal_eiou_d2.modeling import BoxRegressionLoss
+
+# Fields of ``train`` that Detectron2's common train config lacks but its ``default_setup`` reads:
+# the seed (this project's configs set it; default -1) and ``cudnn_benchmark`` (model-zoo configs
+# set it).
+TRAIN_EXTRAS = ("seed", "cudnn_benchmark")
+
+# Nodes of ``train`` whose fields are passed on as keyword arguments: any argument of the
+# receiver is a field too.
+_TRAIN_KEYWORD_NODES = {
+    "train.ddp": DistributedDataParallel,
+    "train.checkpointer": PeriodicCheckpointer,
+}
 
 
 def apply_overrides(cfg, overrides, optional_keys=()):
@@ -100,3 +118,48 @@ def _may_add(node, parent, node_name, name):
         and hasattr(parent, "keys")
         and parent.get("_target_") is BoxRegressionLoss
     )
+
+
+def check_train_node(cfg, path):
+    """Raise ValueError if the ``train`` node of a loaded LazyConfig file has a field that
+    Detectron2's common train config (``common/train.py`` of its model zoo) does not have, nor
+    :data:`TRAIN_EXTRAS`, nor, below ``train.ddp`` and ``train.checkpointer``, an argument of
+    the class they are passed to.
+
+    Args:
+        cfg (DictConfig): the LazyConfig as loaded from ``path``, before any override (a field
+            added with Hydra's ``+`` on the command line is meant to be new).
+        path (str): the config file, named in the error.
+
+    Raises:
+        ValueError: naming every unknown field and the file.
+    """
+    train = cfg.get("train")
+    if not isinstance(train, DictConfig):
+        return  # no train node: the caller says so
+    reference = model_zoo.get_config("common/train.py").train
+    unknown = _unknown_fields(train, reference, TRAIN_EXTRAS, "train")
+    if unknown:
+        raise ValueError(
+            f"{path}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} (check "
+            "the spelling; train's fields are those of Detectron2's common/train.py, e.g. "
+            f"train.max_iter, plus {' and '.join('train.' + key for key in TRAIN_EXTRAS)})"
+        )
+
+
+def _unknown_fields(node, reference, extras, prefix):
+    """The dotted keys below ``node`` (named ``prefix``) that ``reference`` lacks, besides the
+    names in ``extras``; a node of :data:`_TRAIN_KEYWORD_NODES` may have its receiver's
+    arguments too."""
+    known = set(reference.keys()) | set(extras)
+    unknown = []
+    for key in node.keys():
+        name = f"{prefix}.{key}"
+        child = node._get_node(key)  # not resolved: a missing value (???) is a key too
+        if key not in known:
+            unknown.append(name)
+        elif isinstance(child, DictConfig) and isinstance(reference.get(key), DictConfig):
+            receiver = _TRAIN_KEYWORD_NODES.get(name)
+            arguments = inspect.signature(receiver).parameters if receiver else ()
+            unknown += _unknown_fields(child, reference[key], arguments, name)
+    return unknown

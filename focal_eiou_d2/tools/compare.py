@@ -5,37 +5,48 @@ Each model is given by a config and weights (inference runs on ``--dataset``) or
 file it already wrote (e.g. ``OUTPUT_DIR/inference/<dataset>/coco_instances_results.json``)::
 
     python -m focal_eiou_d2.tools.compare --dataset shapes_val --output report/ \
-        --config-a A.yaml --weights-a A.pth --config-b B.yaml --weights-b B.pth
+        --config-file A.yaml --opts MODEL.WEIGHTS A.pth \
+        --compare-config B.yaml --compare-weights B.pth
 
     python -m focal_eiou_d2.tools.compare --dataset shapes_val --output report/ \
-        --predictions-a A/coco_instances_results.json --predictions-b B/coco_instances_results.json
+        --predictions A/coco_instances_results.json \
+        --compare-predictions B/coco_instances_results.json
 
-Writes ``report.md``, ``report.json`` and ``ap_vs_iou.png`` to ``--output``, and the predictions
-of every model it ran to ``predictions_a.json`` / ``predictions_b.json`` there (reusable with
-``--predictions-a`` / ``--predictions-b``). The metrics and their definitions are those of
-``focal_eiou_d2/evaluation/box_metrics.py``.
+The models are given as ``demo/demo.py`` takes them: A by ``--config-file`` with its weights as
+``--opts MODEL.WEIGHTS FILE``, B by ``--compare-weights`` (and ``--compare-config`` when its config
+is not A's). Writes ``report.md``, ``report.json`` and ``ap_vs_iou.png`` to ``--output``, and the
+predictions of every model it ran to ``predictions_a.json`` / ``predictions_b.json`` there
+(reusable with ``--predictions`` / ``--compare-predictions``). The metrics and their definitions
+are those of ``focal_eiou_d2/evaluation/box_metrics.py``.
 
-``--opts KEY VALUE ...`` overrides the config of both models, as in Detectron2's demo. A model
-takes its class count and class names from the run that trained its weights (the ``run.json``
-beside them); they must be the classes of ``--dataset``. Bad arguments, an output folder that
-cannot be written, unusable predictions files and weights that do not fit their model are errors
-(exit status 1) before any inference.
+``--opts KEY VALUE ...`` overrides the config of both models, as in Detectron2's demo (its
+``MODEL.WEIGHTS`` is A's). A model takes its class count and class names from the run that
+trained its weights (the ``run.json`` beside them); they must be the classes of ``--dataset``.
+Bad arguments, an output folder that cannot be written or whose files would replace an input,
+unusable predictions files and weights that do not fit their model are errors (exit status 1)
+before any inference.
 """
 
 import argparse
 import json
 import logging
 import os
-import sys
 
-import numpy as np
-from detectron2.utils.logger import setup_logger
-from matplotlib.figure import Figure
+from focal_eiou_d2 import ignore_torch_jit_deprecation
 
-from focal_eiou_d2.data import add_coco_dataset_argument, dataset_classes, register_coco_datasets
-from focal_eiou_d2.engine import load_run_config, load_trained_weights
-from focal_eiou_d2.engine.run_dir import run_classes
-from focal_eiou_d2.evaluation import (
+ignore_torch_jit_deprecation()  # raised by Detectron2 0.6's first import under recent PyTorch
+
+import numpy as np  # noqa: E402
+from detectron2.utils.logger import setup_logger  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from focal_eiou_d2.data import (  # noqa: E402
+    add_coco_dataset_argument,
+    dataset_classes,
+    register_coco_datasets,
+)
+from focal_eiou_d2.engine import load_run_config, load_trained_weights  # noqa: E402
+from focal_eiou_d2.evaluation import (  # noqa: E402
     AREAS,
     DEFAULT_SCORE_THRESHOLD,
     GOOD_IOU,
@@ -46,9 +57,19 @@ from focal_eiou_d2.evaluation import (
     localization_counts,
     run_inference,
 )
-from focal_eiou_d2.visualization import (
-    add_opts_argument,
-    check_opts,
+from focal_eiou_d2.tools.cli import (  # noqa: E402
+    add_hidden_alias,
+    add_model_arguments,
+    add_opts_arguments,
+    add_threshold_argument,
+    check_threshold,
+    check_weights,
+    parsed_opts,
+    refuse_replacing_inputs,
+    run_command,
+)
+from focal_eiou_d2.tools.train_command import check_model_classes  # noqa: E402
+from focal_eiou_d2.visualization import (  # noqa: E402
     ensure_writable_folder,
     model_name,
     model_names,
@@ -59,10 +80,8 @@ logger = logging.getLogger(__name__)
 SIDES = ("a", "b")
 # Keys of a COCO result (one detection).
 RESULT_KEYS = ("image_id", "category_id", "bbox", "score")
-# Errors of the arguments, the configs (an unknown key: KeyError in a file, ValueError in the
-# overrides), the datasets, the predictions files and the weights (DatasetError and
-# WeightsMismatchError are ValueErrors): one line each.
-USAGE_ERRORS = (FileNotFoundError, KeyError, ValueError)
+# What write_report writes to the output folder.
+REPORT_FILES = ("report.md", "report.json", "ap_vs_iou.png")
 
 
 def delta(a, b):
@@ -209,7 +228,7 @@ def write_report(report, output_dir):
         list[str]: the three paths.
     """
     os.makedirs(output_dir, exist_ok=True)
-    paths = [os.path.join(output_dir, n) for n in ("report.md", "report.json", "ap_vs_iou.png")]
+    paths = [os.path.join(output_dir, name) for name in REPORT_FILES]
     with open(paths[0], "w") as f:
         f.write(format_markdown(report) + "\n")
     with open(paths[1], "w") as f:
@@ -262,20 +281,33 @@ def read_predictions(path, coco_gt, dataset_name):
     return detections
 
 
-def model_config(args, side, classes):
+def model_source(args, side):
+    """What gives model ``side`` ("a" or "b"): its config file, weights and predictions file.
+
+    Returns:
+        tuple[str or None, str or None, str or None]: the config (B's defaults to A's when B has
+        weights), the weights (None for A: those of its config and ``--opts``), the predictions.
+    """
+    if side == "a":
+        return args.config_file, args.weights, args.predictions
+    default = args.config_file if args.compare_weights else None
+    return args.compare_config or default, args.compare_weights, args.compare_predictions
+
+
+def model_config(args, side):
     """The config of model ``side`` ("a" or "b"), or None if it is given by predictions only.
 
-    Its head has the class count of the run that trained its weights, which must be ``classes``,
+    Its head has the class count of the run that trained its weights, whose classes must be
     those of ``--dataset``.
 
     Raises:
-        ValueError: the config cannot be built, or the model's classes are not the dataset's.
+        ValueError: the config cannot be built, the model has no weights, or its classes are not
+            the dataset's.
         FileNotFoundError: the config or the weights do not exist.
     """
-    config_file = getattr(args, f"config_{side}")
+    config_file, weights, predictions = model_source(args, side)
     if config_file is None:
         return None
-    weights = getattr(args, f"weights_{side}")
     config = load_run_config(
         config_file,
         args.opts,
@@ -284,36 +316,16 @@ def model_config(args, side, classes):
         coco_datasets=args.coco_datasets,
         classes_from="run",
     )
-    if getattr(args, f"predictions_{side}") is None:
-        if "://" not in weights and not os.path.isfile(weights):
-            raise FileNotFoundError(f"--weights-{side} {weights} not found")
-        check_classes(config, classes, f"model {side.upper()} ({weights})", args.dataset)
+    if predictions is None:
+        check_weights(config.weights, side.upper())
+        model = f"model {side.upper()} ({config.weights})"
+        check_model_classes(config.weights, [args.dataset], config.num_classes, model)
     return config
-
-
-def check_classes(config, classes, model, dataset_name):
-    """Raises ValueError if the model of ``config`` does not predict ``classes``, those of the
-    dataset ``dataset_name``.
-
-    The model's classes are those recorded by the run that trained its weights; without such a
-    record only the head's class count is compared.
-    """
-    trained = run_classes(config.weights)
-    if trained is not None and list(trained) != list(classes):
-        found = f"was trained on the classes {', '.join(trained)}"
-    elif trained is None and config.num_classes != len(classes):
-        found = f"has {config.num_classes} classes (its head's class count)"
-    else:
-        return
-    raise ValueError(
-        f"{model} {found}, but dataset {dataset_name!r} has {len(classes)}: "
-        f"{', '.join(classes)}. Compare on a dataset of the model's classes"
-    )
 
 
 def run_model(args, side, config):
     """The detections of model ``side`` on the dataset, saved as ``predictions_<side>.json`` in
-    ``--output`` (reusable with ``--predictions-<side>``)."""
+    ``--output`` (reusable with ``--predictions`` / ``--compare-predictions``)."""
     detections = run_inference(config, args.dataset)
     with open(os.path.join(args.output, f"predictions_{side}.json"), "w") as f:
         json.dump(detections, f)
@@ -331,39 +343,43 @@ def parse_args(argv=None):
         help="registered dataset, e.g. shapes_val or a --coco-dataset NAME",
     )
     parser.add_argument("--output", required=True, help="folder of the report")
-    for side in SIDES:
-        parser.add_argument(
-            f"--config-{side}", metavar="FILE", help=f"config of model {side.upper()}"
-        )
-        parser.add_argument(f"--weights-{side}", metavar="FILE", help="its trained weights")
-        parser.add_argument(
-            f"--predictions-{side}", metavar="FILE", help="COCO results json instead of a model"
-        )
-        parser.add_argument(f"--name-{side}", help="its name (default: from the config's loss)")
+    add_model_arguments(parser, config_required=False)
     parser.add_argument(
-        "--score-threshold",
-        type=float,
-        default=DEFAULT_SCORE_THRESHOLD,
-        help="score threshold of the localization counts, in [0, 1] (default: %(default)s)",
+        "--predictions", metavar="FILE", help="COCO results json of model A instead of running it"
     )
-    add_opts_argument(parser, "MODEL.DEVICE cpu")
+    add_hidden_alias(parser, "--predictions-a", "predictions")
+    parser.add_argument(
+        "--compare-predictions",
+        metavar="FILE",
+        help="COCO results json of model B instead of running it",
+    )
+    add_hidden_alias(parser, "--predictions-b", "compare_predictions")
+    add_threshold_argument(
+        parser, DEFAULT_SCORE_THRESHOLD, "score threshold of the localization counts"
+    )
+    add_opts_arguments(
+        parser,
+        "MODEL.WEIGHTS A.pth (model A's weights; B's are --compare-weights) MODEL.DEVICE cpu",
+    )
     add_coco_dataset_argument(parser)
     args = parser.parse_args(argv)
-    for side in SIDES:
-        config, weights, predictions = (
-            getattr(args, f"{kind}_{side}") for kind in ("config", "weights", "predictions")
+    if args.weights and args.predictions:
+        parser.error("give model A's weights or --predictions, not both")
+    if not (args.config_file or args.predictions):
+        parser.error(
+            "model A: give --config-file (weights: --opts MODEL.WEIGHTS FILE) or --predictions"
         )
-        if weights and predictions:
-            parser.error(f"give --weights-{side} or --predictions-{side}, not both")
-        if weights and not config:
-            parser.error(f"--weights-{side} needs --config-{side}, the config of those weights")
-        if not (config or predictions):
-            parser.error(f"model {side}: give --config-{side} or --predictions-{side}")
-        if config and not (weights or predictions):
-            parser.error(f"--config-{side} needs --weights-{side}, the trained weights to run")
-    if not 0 <= args.score_threshold <= 1:
-        parser.error(f"--score-threshold must be in [0, 1], got {args.score_threshold}")
-    check_opts(parser, args.opts, [getattr(args, f"config_{side}") for side in SIDES])
+    if args.compare_weights and args.compare_predictions:
+        parser.error("give --compare-weights or --compare-predictions, not both")
+    if args.compare_weights and not (args.compare_config or args.config_file):
+        parser.error("--compare-weights needs --compare-config (or --config-file), its config")
+    if not (args.compare_weights or args.compare_predictions):
+        parser.error(
+            "model B: give --compare-weights (with --compare-config when its config is not A's) "
+            "or --compare-predictions"
+        )
+    check_threshold(parser, args)
+    args.opts = parsed_opts(parser, args, [args.config_file, args.compare_config])
     return args
 
 
@@ -374,17 +390,26 @@ def compare_models(args):
         dict: the report (see ``compare_detections``).
 
     Raises:
-        ValueError, FileNotFoundError, KeyError: see ``USAGE_ERRORS``; all raised before any
-            inference (weights that do not fit their model: ``WeightsMismatchError``).
+        ValueError, FileNotFoundError, KeyError: see ``focal_eiou_d2.tools.cli.user_errors``;
+            all raised before any inference (weights that do not fit their model:
+            ``WeightsMismatchError``).
     """
+    sources = {side: model_source(args, side) for side in SIDES}
+    written = [os.path.join(args.output, name) for name in REPORT_FILES]
+    written += [
+        os.path.join(args.output, f"predictions_{side}.json")
+        for side, (_, _, predictions) in sources.items()
+        if predictions is None
+    ]
+    read = [path for source in sources.values() for path in source]
+    refuse_replacing_inputs(written, read, f"--output {args.output}")
     ensure_writable_folder(args.output, f"--output {args.output}")
     register_coco_datasets(args.coco_datasets)
-    classes = dataset_classes(args.dataset)
+    dataset_classes(args.dataset)  # a DatasetError if it is unknown or has no classes
     coco_gt = load_ground_truth(args.dataset)
     configs, given = {}, {}
-    for side in SIDES:
-        configs[side] = model_config(args, side, classes)
-        predictions = getattr(args, f"predictions_{side}")
+    for side, (_, _, predictions) in sources.items():
+        configs[side] = model_config(args, side)
         given[side] = read_predictions(predictions, coco_gt, args.dataset) if predictions else None
     to_run = [side for side in SIDES if given[side] is None]
     for side in to_run[1:]:  # the first is checked when it runs, before its inference
@@ -395,14 +420,28 @@ def compare_models(args):
     ]
     names = model_names(
         *(
-            getattr(args, f"name_{side}")
-            or (model_name(configs[side]) if configs[side] else f"model {side.upper()}")
-            for side in SIDES
+            name or (model_name(configs[side]) if configs[side] else f"model {side.upper()}")
+            for side, name in zip(SIDES, args.names or (None, None), strict=True)
         )
     )
-    report = compare_detections(coco_gt, *detections, names, args.score_threshold)
+    report = compare_detections(coco_gt, *detections, names, args.confidence_threshold)
     for path in write_report(report, args.output):
         logger.info("wrote %s", path)
+    return report
+
+
+def compare(argv):
+    """The comparison without its error boundary: writes the report and prints it.
+
+    Returns:
+        dict: the report.
+    """
+    args = parse_args(argv)
+    setup_logger(name="fvcore")
+    setup_logger()
+    setup_logger(name="focal_eiou_d2")
+    report = compare_models(args)
+    print(format_markdown(report))
     return report
 
 
@@ -410,18 +449,9 @@ def main(argv=None):
     """Writes the comparison report and prints it; returns the report dict.
 
     Raises:
-        SystemExit: a usage error (the message says what is wrong).
+        SystemExit: a usage error (one line that says what is wrong).
     """
-    args = parse_args(argv)
-    setup_logger(name="fvcore")
-    setup_logger()
-    setup_logger(name="focal_eiou_d2")
-    try:
-        report = compare_models(args)
-    except USAGE_ERRORS as error:
-        sys.exit(f"compare: error: {error}")
-    print(format_markdown(report))
-    return report
+    return run_command("compare", compare, argv)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@
     python -m focal_eiou_d2.tools.quickstart          # Focal-EIoU RetinaNet on the CPU
     python -m focal_eiou_d2.tools.quickstart --config-file CONFIG.yaml [KEY VALUE ...]
     python -m focal_eiou_d2.tools.quickstart --config-file CONFIG.py [key=value ...]
+    python -m focal_eiou_d2.tools.quickstart --config-file CONFIG --output FOLDER --opts KEY VALUE
 
 Generates the dataset if needed, trains the model of ``--config-file``, evaluates it on its test
 dataset with ``COCOEvaluator``, prints the AP table, draws a few test images (ground truth beside
 the detections) and saves everything under the config's output folder. YAML configs and
-LazyConfig ``.py`` files are both accepted (with Detectron2's override syntax of each).
+LazyConfig ``.py`` files are both accepted (with Detectron2's override syntax of each, trailing as
+``train_net.py`` takes them or after ``--opts``).
 
 The output folder belongs to this config: an interrupted run resumes exactly where it stopped; a
 finished run is not repeated (its results are printed again, if its final weights are intact);
@@ -19,24 +21,37 @@ import hashlib
 import json
 import logging
 import os
-import sys
 
-import cv2
-from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.utils.env import seed_all_rng
-from detectron2.utils.logger import setup_logger
+from focal_eiou_d2 import ignore_torch_jit_deprecation
 
-from focal_eiou_d2.data import DatasetError, add_coco_dataset_argument, dataset_classes
-from focal_eiou_d2.engine import OutputDirError, claim_output_dir, load_run_config
-from focal_eiou_d2.engine.exact_resume import FINAL_CHECKPOINT
-from focal_eiou_d2.evaluation import (
+ignore_torch_jit_deprecation()  # raised by Detectron2 0.6's first import under recent PyTorch
+
+import cv2  # noqa: E402
+from detectron2.data import DatasetCatalog, MetadataCatalog  # noqa: E402
+from detectron2.utils.env import seed_all_rng  # noqa: E402
+from detectron2.utils.logger import setup_logger  # noqa: E402
+
+from focal_eiou_d2.data import add_coco_dataset_argument, dataset_classes  # noqa: E402
+from focal_eiou_d2.engine import claim_output_dir, load_run_config  # noqa: E402
+from focal_eiou_d2.engine.exact_resume import FINAL_CHECKPOINT  # noqa: E402
+from focal_eiou_d2.evaluation import (  # noqa: E402
     IOU_THRESHOLDS,
     best_f1_threshold,
     build_predictor,
     evaluate_boxes,
     load_ground_truth,
 )
-from focal_eiou_d2.visualization.draw import draw_detections, draw_ground_truth, side_by_side
+from focal_eiou_d2.tools.cli import (  # noqa: E402
+    add_opts_arguments,
+    add_output_argument,
+    parsed_opts,
+    run_command,
+)
+from focal_eiou_d2.visualization.draw import (  # noqa: E402
+    draw_detections,
+    draw_ground_truth,
+    side_by_side,
+)
 
 DEFAULT_CONFIG = "configs/quickstart/retinanet_R_18_FPN_shapes_focal_eiou.yaml"
 RESULTS_FILE = "quickstart_results.json"
@@ -167,6 +182,19 @@ def format_table(name, metrics):
     return "\n".join([header, rule, f"| {name} | {values} |"])
 
 
+def claim(config, force=False):
+    """Claims the output folder of ``config`` (see ``claim_output_dir``), recording the classes
+    of its training data; with ``force``, deletes the run there first.
+
+    Returns:
+        bool: True if the folder holds a run of this very config (to resume or reuse).
+
+    Raises:
+        OutputDirError: the folder is in use, or holds another config's run (without ``force``).
+    """
+    return claim_output_dir(config, force=force, classes=dataset_classes(config.train_datasets))
+
+
 def run(config, force=False, num_visualizations=4):
     """Claim the output folder, train, evaluate, print and visualize; reuse a finished
     identical run.
@@ -182,8 +210,20 @@ def run(config, force=False, num_visualizations=4):
     Raises:
         OutputDirError: the folder is in use, or holds another config's run (without ``force``).
     """
-    classes = dataset_classes(config.train_datasets)
-    same_config = claim_output_dir(config, force=force, classes=classes)
+    return run_claimed(config, claim(config, force), num_visualizations)
+
+
+def run_claimed(config, same_config, num_visualizations=4):
+    """:func:`run` in an output folder already claimed.
+
+    Args:
+        config (YamlRunConfig or LazyRunConfig): the config.
+        same_config (bool): what :func:`claim` returned.
+        num_visualizations (int): test images to draw.
+
+    Returns:
+        dict: what is saved to <output folder>/quickstart_results.json.
+    """
     saved = cached_results(config) if same_config else None
     if saved is None:
         with open(os.path.join(config.output_dir, config.CONFIG_NAME), "w") as f:
@@ -213,11 +253,12 @@ def run(config, force=False, num_visualizations=4):
 
 
 def parse_args(argv=None):
+    """Parses the command line and checks its values (see ``--help``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--config-file", default=DEFAULT_CONFIG, help="a YAML or LazyConfig (.py) config"
     )
-    parser.add_argument("--output-dir", help="overrides the config's output folder")
+    add_output_argument(parser, None, "the run's folder (default: the config's output folder)")
     parser.add_argument(
         "--force", action="store_true", help="delete the run in the output folder and train afresh"
     )
@@ -228,32 +269,34 @@ def parse_args(argv=None):
         help="test images to draw (0: none; default: %(default)s)",
     )
     add_coco_dataset_argument(parser)
-    parser.add_argument(
-        "opts",
-        nargs=argparse.REMAINDER,
-        help="config overrides: KEY VALUE ... (YAML), key=value ... (LazyConfig)",
-    )
+    add_opts_arguments(parser, "SOLVER.MAX_ITER 900", trailing=True)
     args = parser.parse_args(argv)
+    args.opts = parsed_opts(parser, args, [args.config_file])
     if args.num_visualizations < 0:
         parser.error(f"--num-visualizations must be >= 0, got {args.num_visualizations}")
     return args
 
 
-def main(argv=None):
+def quickstart(argv):
+    """The quickstart without its error boundary: claims the output folder (``--force`` deletes
+    the run there), then opens the run's log in it, then trains, evaluates and draws.
+
+    Returns:
+        dict: what is saved to <output folder>/quickstart_results.json.
+    """
     args = parse_args(argv)
-    try:
-        config = load_run_config(
-            args.config_file,
-            args.opts,
-            output_dir=args.output_dir,
-            coco_datasets=args.coco_datasets,
-        )
-        os.makedirs(config.output_dir, exist_ok=True)
-        setup_logger(config.output_dir)
-        setup_logger(config.output_dir, name="focal_eiou_d2")
-        run(config, args.force, args.num_visualizations)
-    except (OutputDirError, DatasetError, FileNotFoundError, KeyError, ValueError) as error:
-        sys.exit(f"quickstart: error: {error}")
+    config = load_run_config(
+        args.config_file, args.opts, output_dir=args.output, coco_datasets=args.coco_datasets
+    )
+    same_config = claim(config, args.force)  # before the log: --force deletes the old one
+    setup_logger(config.output_dir)
+    setup_logger(config.output_dir, name="focal_eiou_d2")
+    return run_claimed(config, same_config, args.num_visualizations)
+
+
+def main(argv=None):
+    """Runs the quickstart; a user error ends it with one line (see ``run_command``)."""
+    return run_command("quickstart", quickstart, argv)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,9 @@ with the pictures.
 
 from .draw import draw_detections, draw_ground_truth, side_by_side
 from .labels import class_metadata, model_name, model_names
-from .options import add_opts_argument, check_opts, ensure_writable_folder
+from .options import ensure_writable_folder
 
 __all__ = [
-    "add_opts_argument",
-    "check_opts",
     "class_metadata",
     "draw_detections",
     "draw_ground_truth",

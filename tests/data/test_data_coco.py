@@ -179,6 +179,17 @@ def test_invalid_dataset_is_not_registered(coco_files, unregister):
     assert "broken" not in DatasetCatalog.list()
 
 
+def test_check_command_refuses_a_name_of_other_files(coco_files, tmp_path, capsys):
+    other_json, other_root = write_coco_tiny(tmp_path / "other", seed=1)
+    same = ["--coco-dataset", "mine", *coco_files]
+    argv = [*same, *same, "--coco-dataset", "mine", other_json, other_root]
+    assert check_cli.main(argv) == 1
+    (error,) = capsys.readouterr().err.splitlines()
+    assert error.startswith("mine: error: the name is given to 2 datasets of other files (")
+    assert coco_files[0] in error and other_json in error and "its own NAME" in error
+    assert check_cli.main(same + same) == 0  # the same files twice: the tools accept it
+
+
 def count_in_fresh_process(dataset):
     """Registers ``dataset`` in this (spawned) process and returns how many images it loads."""
     import focal_eiou_d2.data  # noqa: F401  as every tool does: registers the shapes datasets

@@ -172,3 +172,67 @@ def test_contiguous_category_ids_do_not_warn(dataset):
     summary = check_coco_dataset(*dataset)
     assert summary.warnings == ()
     assert summary.thing_classes == ("a", "b")  # in id order, as load_coco_json sets them
+
+
+def warnings_with(summary, fragment):
+    """The warnings of ``summary`` that contain ``fragment``."""
+    return [w for w in summary.warnings if fragment in w]
+
+
+def test_boxes_wholly_outside_their_image_warn_that_detectron2_drops_them(dataset):
+    json_file = dataset[0]
+
+    def outside(coco):
+        annotations = coco["annotations"]
+        width = coco["images"][0]["width"]
+        annotations[0]["bbox"] = [width, 0, 10, 10]  # from the right edge on
+        annotations[1]["bbox"] = [-20, 5, 20, 10]  # ends at the left edge
+        annotations[2]["bbox"] = [-20, -20, 30, 30]  # partly inside: clipped, kept
+
+    edit_json(json_file, outside)
+    coco = read_json(json_file)
+    (warning,) = warnings_with(check_coco_dataset(*dataset), "wholly outside")
+    assert warning.startswith(f"{json_file}: 2 of {len(coco['annotations'])} boxes lie wholly")
+    image = coco["images"][0]
+    size = f"in image {image['id']} ({image['width']}x{image['height']})"
+    assert f"e.g. {coco['annotations'][0]['bbox']} {size}, " in warning
+    assert "drops these from training" in warning
+
+
+def test_annotations_of_unlisted_images_warn_with_counts(dataset):
+    json_file = dataset[0]
+
+    def unlisted(coco):
+        for annotation in coco["annotations"][:3]:
+            annotation["image_id"] = 999
+        coco["annotations"][3]["image_id"] = 998
+
+    edit_json(json_file, unlisted)
+    total = len(read_json(json_file)["annotations"])
+    (warning,) = warnings_with(check_coco_dataset(*dataset), "does not list")
+    assert warning.startswith(f"{json_file}: 4 of {total} annotations belong to 2 image ids")
+    assert "e.g. 998, 999." in warning and "ignore these" in warning
+
+
+def test_a_file_listed_as_several_images_warns_with_counts(dataset):
+    json_file = dataset[0]
+
+    def listed_twice(coco):
+        first = coco["images"][0]["file_name"]
+        coco["images"][1]["file_name"] = first
+        coco["images"][2]["file_name"] = f"./{first}"  # the same file
+
+    edit_json(json_file, listed_twice)
+    first = read_json(json_file)["images"][0]["file_name"]
+    (warning,) = warnings_with(check_coco_dataset(*dataset), "listed as")
+    assert warning.startswith(f"{json_file}: 1 files are listed as 3 images, e.g. {first}.")
+
+
+def test_file_names_leaving_the_image_folder_warn_with_counts(dataset):
+    json_file, image_root = dataset
+    name = read_json(json_file)["images"][0]["file_name"]
+    outer = f"../{os.path.basename(image_root)}/{name}"  # the same picture, by way of ..
+    edit_json(json_file, lambda coco: coco["images"][0].update(file_name=outer))
+    (warning,) = warnings_with(check_coco_dataset(*dataset), "'..'")
+    assert warning.startswith(f"{json_file}: 1 of {NUM_IMAGES} image file names leave the image")
+    assert f"e.g. {outer}." in warning

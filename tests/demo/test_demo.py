@@ -140,7 +140,7 @@ def test_cli_comparison_skips_corrupt_files_and_exits_1(models, shapes, tmp_path
     run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     log = run.stdout + run.stderr
     assert run.returncode == 1, log
-    assert f"{folder / 'x.png'}: not a readable image" in log
+    assert f"{folder / 'x.png'}: unreadable image: not an image" in log
     assert f"{folder / 'y.jpg'}: empty file" in log
     assert f"2 images written to {output}, 2 failed" in log
     written = sorted(os.listdir(output))
@@ -315,9 +315,42 @@ def test_inputs_that_give_no_image_are_an_error_before_any_model(models, tmp_pat
     assert not (tmp_path / "out").exists()
 
 
+def test_an_output_that_would_replace_an_input_is_an_error_before_any_model(
+    models, tmp_path, no_model
+):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(folder / name), np.zeros((8, 8, 3), np.uint8))
+    before = {name: (folder / name).read_bytes() for name in ("a.png", "b.png")}
+    argv = model_args(models, compare=False)
+    cases = [
+        ([str(folder)], str(folder), f"writing {folder / 'a.png'} would replace the input"),
+        ([str(folder / "b.png")], str(folder / "b.png"), "would replace the input"),
+        ([str(folder / "*.png")], str(folder), "(and 1 more)"),
+    ]
+    for inputs, output, message in cases:
+        error = run_expecting_error([*argv, "--input", *inputs, "--output", output])
+        assert error.startswith(f"demo: error: --output {output}: ") and message in error
+    assert {name: (folder / name).read_bytes() for name in before} == before
+
+
+def test_a_truncated_jpeg_is_reported_and_skipped_as_training_would(models, tmp_path):
+    image = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "whole.jpg"), image)
+    encoded = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(encoded[: len(encoded) // 2])  # OpenCV draws its top half
+    argv = [*model_args(models, compare=False), "--input", str(tmp_path / "*.jpg")]
+    result = demo.run_demo(demo.parse_args([*argv, "--output", str(tmp_path / "out")]))
+    assert result.written == [str(tmp_path / "out" / "whole.jpg")]
+    [(path, reason)] = result.failed
+    assert path == str(tmp_path / "cut.jpg") and "truncated" in reason
+
+
 def test_opts_apply_to_both_models_and_b_has_its_own_weights(models, tmp_path):
     cv2.imwrite(str(tmp_path / "a.png"), np.zeros((32, 32, 3), np.uint8))
-    args = model_args(models) + ["--input", str(tmp_path / "a.png"), "--output", str(tmp_path)]
+    args = model_args(models) + ["--input", str(tmp_path / "a.png")]
+    args += ["--output", str(tmp_path / "out")]
     args[args.index("--opts") + 1 : args.index("--opts") + 1] = ["INPUT.MIN_SIZE_TEST", "48"]
     job = demo.prepare(demo.parse_args(args))
     assert [model.config.cfg.INPUT.MIN_SIZE_TEST for model in job.models] == [48, 48]

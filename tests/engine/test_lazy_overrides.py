@@ -68,3 +68,48 @@ def test_a_field_the_training_loader_does_not_read_is_an_error(tmp_path):
     config.cfg.dataloader.train.num_worker = 0
     with pytest.raises(ValueError, match=r"dataloader\.train\.num_worker is not used"):
         build_lazy_train_loader(config.cfg.dataloader.train, seed=0)
+
+
+def _load_with_train(monkeypatch, overrides=(), **fields):
+    """Load the quickstart LazyConfig with ``overrides`` as if its file set ``fields`` (dotted by
+    "__") of train."""
+    cfg = LazyConfig.load(str(REPO / QUICKSTART))
+    for name, value in fields.items():
+        *parents, key = name.split("__")
+        node = cfg.train
+        for parent in parents:
+            node = node[parent]
+        node[key] = value
+    load = LazyConfig.load  # also reads Detectron2's common/train.py, the reference
+    monkeypatch.setattr(
+        LazyConfig,
+        "load",
+        staticmethod(lambda path: cfg if path.endswith(QUICKSTART) else load(path)),
+    )
+    return load_run_config(QUICKSTART, [*LAZY_SMOKE_OPTS, *overrides])
+
+
+@pytest.mark.parametrize(
+    "field, key",
+    [("max_iters", "train.max_iters"), ("amp__enable", "train.amp.enable")],
+)
+def test_a_misspelt_train_key_in_the_file_is_an_error(monkeypatch, field, key):
+    with pytest.raises(ValueError, match=f"{re.escape(QUICKSTART)}: unknown key {key} "):
+        _load_with_train(monkeypatch, **{field: 5})
+
+
+def test_train_keys_that_detectron2_reads_are_known(monkeypatch):
+    config = _load_with_train(
+        monkeypatch,
+        ["train.cudnn_benchmark=True"],  # read by default_setup, set by model-zoo configs
+        ddp__static_graph=True,  # an argument of DistributedDataParallel
+        checkpointer__file_prefix="model",  # an argument of PeriodicCheckpointer
+    )
+    assert config.cfg.train.cudnn_benchmark and config.cfg.train.ddp.static_graph
+
+
+def test_a_star_import_in_a_config_file_is_a_clear_error(tmp_path):
+    (tmp_path / "recipe.py").write_text("train = dict(max_iter=1)\n")
+    (tmp_path / "star.py").write_text("from .recipe import *\n")
+    with pytest.raises(ValueError, match=r"star\.py:1: Detectron2's LazyConfig cannot import \*"):
+        load_run_config(str(tmp_path / "star.py"))

@@ -14,22 +14,24 @@ import pytest
 import yaml
 from tiny_models import REPO, SMOKE_OPTS
 
-from focal_eiou_d2.config import paper_loss_weight
-from focal_eiou_d2.engine import load_run_config
+from focal_eiou_d2.engine import OutputDirError, load_run_config
 from focal_eiou_d2.engine.run_dir import LOCK
 from focal_eiou_d2.evaluation.statistics import paired_difference, student_t_quantile
+from focal_eiou_d2.layers import get_box_loss
 from focal_eiou_d2.tools import ablate
-from focal_eiou_d2.tools.ablate import (
-    Row,
-    check_one_fingerprint,
-    finished_configs,
+from focal_eiou_d2.tools.ablate import parse_args
+from focal_eiou_d2.tools.protocol_tables import (
     format_markdown,
-    parse_args,
-    parse_row,
-    plan,
     plot_ap_vs_iou,
     plot_sweep,
     summarize,
+)
+from focal_eiou_d2.tools.run_store import (
+    Row,
+    check_one_fingerprint,
+    finished_configs,
+    parse_row,
+    plan,
     tabulated_fingerprint,
 )
 
@@ -200,6 +202,64 @@ def test_a_key_the_config_lacks_is_an_error_before_any_work(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.fixture
+def no_training(monkeypatch):
+    """Makes starting a training process fail the test: what is checked must be checked before."""
+
+    def run(*args, **kwargs):
+        raise AssertionError("a training was started")
+
+    monkeypatch.setattr(subprocess, "run", run)
+
+
+@pytest.mark.parametrize(
+    "option, start, end",
+    [
+        (["--set", "SEED=1,2"], "--set SEED: SEED is set by --seeds", ""),
+        (["--losses", "eiou[SEED=3]"], "--losses eiou[SEED=3]: SEED is set by --seeds", ""),
+        (
+            ["--set", "MODEL.RETINANET.BBOX_REG_LOSS_TYPE=giou,eiou"],
+            "--set MODEL.RETINANET.BBOX_REG_LOSS_TYPE: MODEL.RETINANET.BBOX_REG_LOSS_TYPE is set "
+            "by --losses",
+            "",
+        ),
+        (["--set", "MODEL.FOCAL_EIOU.GAMMA=0.5,-1.0"], "MODEL.FOCAL_EIOU.GAMMA ", "got -1.0"),
+    ],
+)
+def test_grid_values_are_checked_before_any_training(option, start, end, tmp_path, no_training):
+    argv = ["--config-file", CONFIG, "--losses", "eiou", "--seeds", "0", *option]
+    with pytest.raises(SystemExit) as exit_info:
+        ablate.main([*argv, "--output", str(tmp_path / "ablation"), *SMOKE_OPTS])
+    line = str(exit_info.value.code)
+    assert line.startswith(f"ablate: error: {start}") and line.endswith(end), line
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_failed_training_ends_with_one_line(tmp_path, monkeypatch):
+    def run(command, check):
+        raise subprocess.CalledProcessError(1, command)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    argv = ["--config-file", CONFIG, "--losses", "eiou", "--seeds", "0"]
+    argv += ["--output", str(tmp_path), *SMOKE_OPTS]
+    with pytest.raises(SystemExit) as exit_info:
+        ablate.main(argv)
+    run_dir = tmp_path / "runs" / "eiou__seed0"
+    message = f"the training in {run_dir} failed (exit status 1; its output above says why)"
+    assert exit_info.value.code == f"ablate: error: {message}"
+
+
+def test_a_grid_value_given_twice_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--config-file", CONFIG, "--set", "MODEL.FOCAL_EIOU.GAMMA=0.5,1,0.5"])
+    assert exit_info.value.code == 2 and "repeats 0.5" in capsys.readouterr().err
+
+
+def test_overrides_after_opts_and_the_old_output_option():
+    args = parse_args(["--config-file", CONFIG, "--output-dir", "out", "--opts", "SEED", "1"])
+    assert args.output == "out" and args.opts == ["SEED", "1"]
+
+
 def write_record(folder, name, fingerprint):
     (folder / f"{name}.json").write_text(json.dumps({"fingerprint": fingerprint}))
 
@@ -215,7 +275,7 @@ def test_tables_of_another_machine_under_their_own_fingerprint(tmp_path, capsys)
     assert tabulated_fingerprint(str(tmp_path), here) == here  # this machine's comes first
     (tmp_path / "b.json").unlink()
     write_record(tmp_path, "c", {**elsewhere, "code": "d"})
-    with pytest.raises(SystemExit, match="under 2 fingerprints"):
+    with pytest.raises(OutputDirError, match="under 2 fingerprints"):
         tabulated_fingerprint(str(tmp_path), here)
 
 
@@ -233,7 +293,7 @@ def test_a_results_folder_holds_one_fingerprint(tmp_path):
         ("no_fingerprint", None),
     ):
         write_record(tmp_path, name, other)
-        with pytest.raises(SystemExit, match=f"holds runs of another fingerprint \\({name}: "):
+        with pytest.raises(OutputDirError, match=f"holds runs of another fingerprint \\({name}: "):
             check_one_fingerprint(str(tmp_path), here)
         (tmp_path / f"{name}.json").unlink()
     write_record(tmp_path, "another_backbone", {**here, "protocol": "p+backbone:c"})
@@ -303,6 +363,6 @@ def test_sweep_plot(tmp_path):
 
 
 def test_paper_loss_weights():
-    assert paper_loss_weight("smooth_l1") == paper_loss_weight("focal_l1") == 1.0
-    assert paper_loss_weight("balanced_l1") == 1.0
-    assert paper_loss_weight("giou") == paper_loss_weight("focal_eiou") == 2.5
+    assert get_box_loss("smooth_l1").paper_weight == get_box_loss("focal_l1").paper_weight == 1.0
+    assert get_box_loss("balanced_l1").paper_weight == 1.0
+    assert get_box_loss("giou").paper_weight == get_box_loss("focal_eiou").paper_weight == 2.5

@@ -165,15 +165,11 @@ def perfect_predictions(dataset_name, path):
 def test_cli_runs_a_model_and_reads_predictions(shapes_val, tmp_path):
     config_file, weights = save_run(tmp_path / "run")
     output = tmp_path / "report"
-    argv = ["--dataset", shapes_val, "--output", str(output), "--config-a", config_file]
-    argv += [
-        "--weights-a",
-        weights,
-        "--predictions-b",
-        perfect_predictions(shapes_val, tmp_path / "b.json"),
-    ]
-    report = compare.main(argv + ["--name-b", "truth", "--opts", "DATALOADER.NUM_WORKERS", "0"])
-    assert report["names"] == ["focal_eiou", "truth"]
+    argv = ["--dataset", shapes_val, "--output", str(output), "--config-file", config_file]
+    argv += ["--compare-predictions", perfect_predictions(shapes_val, tmp_path / "b.json")]
+    argv += ["--opts", "MODEL.WEIGHTS", weights, "DATALOADER.NUM_WORKERS", "0"]
+    report = compare.main(argv + ["--names", "model", "truth"])
+    assert report["names"] == ["model", "truth"]
     assert report["ap"]["b"] == pytest.approx(100)
     saved = json.loads((output / "predictions_a.json").read_text())
     assert {d["category_id"] for d in saved} <= set(range(1, len(CLASS_NAMES) + 1))
@@ -254,28 +250,73 @@ def test_a_model_of_other_classes_is_an_error_before_inference(coco_dataset, tmp
 
 
 @pytest.mark.parametrize("value", ["-0.1", "1.5", "nan"])
-def test_score_threshold_outside_0_1_is_refused(value, capsys):
-    argv = ["--dataset", "d", "--output", "o", "--predictions-a", "a", "--predictions-b", "b"]
+def test_confidence_threshold_outside_0_1_is_refused(value, capsys):
+    argv = ["--dataset", "d", "--output", "o", "--predictions", "a", "--compare-predictions", "b"]
     with pytest.raises(SystemExit) as exit_info:
-        compare.parse_args([*argv, "--score-threshold", value])
+        compare.parse_args([*argv, "--confidence-threshold", value])
     assert exit_info.value.code == 2
-    assert f"--score-threshold must be in [0, 1], got {float(value)}" in capsys.readouterr().err
+    assert (
+        f"--confidence-threshold must be in [0, 1], got {float(value)}" in capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(
     "models, message",
     [
-        (["--config-a", "a.yaml"], "--config-a needs --weights-a"),
-        (["--weights-a", "a.pth"], "--weights-a needs --config-a"),
-        (["--predictions-a", "a.json", "--weights-a", "a.pth"], "not both"),
-        (["--predictions-a", "a.json", "--opts", "MODEL.DEVICE"], "--opts takes KEY VALUE pairs"),
+        ([], "model A: give --config-file"),
+        (["--predictions", "a.json", "--weights-a", "a.pth"], "not both"),
+        (["--predictions", "a.json", "--opts", "MODEL.DEVICE"], "--opts takes KEY VALUE pairs"),
     ],
 )
 def test_incomplete_models_and_odd_opts_are_refused(models, message, capsys):
-    argv = ["--dataset", "d", "--output", "o", "--predictions-b", "b.json", *models]
+    argv = ["--dataset", "d", "--output", "o", "--compare-predictions", "b.json", *models]
     with pytest.raises(SystemExit) as exit_info:
         compare.parse_args(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "models, message",
+    [
+        ([], "model B: give --compare-weights"),
+        (["--compare-weights", "b.pth", "--compare-predictions", "b.json"], "not both"),
+        (["--compare-config", "b.yaml"], "model B: give --compare-weights"),
+    ],
+)
+def test_incomplete_model_b_is_refused(models, message, capsys):
+    argv = ["--dataset", "d", "--output", "o", "--predictions", "a.json", *models]
+    with pytest.raises(SystemExit) as exit_info:
+        compare.parse_args(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_options_are_the_demo_s_and_the_old_names_still_work(capsys):
+    new = ["--config-file", "a.yaml", "--compare-config", "b.yaml", "--compare-weights", "b.pth"]
+    new += ["--names", "x", "y", "--confidence-threshold", "0.3"]
+    old = ["--config-a", "a.yaml", "--config-b", "b.yaml", "--weights-b", "b.pth"]
+    old += ["--name-a", "x", "--name-b", "y", "--score-threshold", "0.3"]
+    parsed = [compare.parse_args(["--dataset", "d", "--output", "o", *argv]) for argv in (new, old)]
+    assert vars(parsed[0]) == vars(parsed[1])
+    with pytest.raises(SystemExit):
+        compare.parse_args(["--help"])
+    listed = capsys.readouterr().out
+    assert "--compare-weights" in listed and "--confidence-threshold" in listed
+    for hidden in ("--config-a", "--weights-b", "--name-a", "--score-threshold", "--predictions-a"):
+        assert hidden not in listed
+
+
+def test_an_output_whose_files_would_replace_an_input_is_an_error_before_any_work(
+    shapes_val, tmp_path, no_inference
+):
+    output = tmp_path / "report"
+    output.mkdir()
+    kept = perfect_predictions(shapes_val, output / "report.json")
+    before = (output / "report.json").read_bytes()
+    argv = ["--dataset", shapes_val, "--output", str(output), "--predictions", kept]
+    message = compare_error([*argv, "--compare-predictions", kept])
+    assert f"writing {kept} would replace the input {kept}" in message
+    assert (output / "report.json").read_bytes() == before
+    assert sorted(os.listdir(output)) == ["report.json"]
 
 
 @pytest.fixture

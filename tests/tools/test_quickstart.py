@@ -2,6 +2,7 @@
 changed config never overwrites them, and damaged final weights are repaired."""
 
 import json
+import logging
 import os
 
 import pytest
@@ -86,6 +87,46 @@ def test_damaged_final_weights_are_trained_again(tmp_path, data_opts):
     assert same(again["bbox"], saved["bbox"])
     assert again["model_final_sha256"] == quickstart.file_digest(final)
     assert (tmp_path / "model_final.pth.corrupt").exists()
+
+
+class StopTraining(Exception):
+    """Ends a test's run where its training would start."""
+
+
+def test_a_forced_run_keeps_its_log(data_opts, tmp_path, monkeypatch):
+    (tmp_path / "log.txt").write_text("the log of another run\n")
+    (tmp_path / "model_final.pth").write_bytes(b"the weights of another run")
+
+    def train_and_evaluate(config, resume):
+        logging.getLogger("focal_eiou_d2.quickstart").info("the forced run trains")
+        raise StopTraining
+
+    monkeypatch.setattr(quickstart, "train_and_evaluate", train_and_evaluate)
+    argv = ["--config-file", CONFIG, "--output", str(tmp_path), "--force", "--opts", *data_opts]
+    with pytest.raises(StopTraining):
+        quickstart.main(argv)
+    log = (tmp_path / "log.txt").read_text()
+    assert "the forced run trains" in log and "another run" not in log
+    assert not (tmp_path / "model_final.pth").exists()
+
+
+def test_overrides_trailing_and_after_opts_and_the_old_output_option():
+    argv = [
+        "--config-file",
+        CONFIG,
+        "--output-dir",
+        "out",
+        "--opts",
+        "SEED",
+        "1",
+        "SOLVER.MAX_ITER",
+    ]
+    args = quickstart.parse_args([*argv, "3", "--force"])
+    assert (
+        args.output == "out" and args.force and args.opts == ["SEED", "1", "SOLVER.MAX_ITER", "3"]
+    )
+    args = quickstart.parse_args(["--output", "out", "SEED", "1", "--opts", "SOLVER.MAX_ITER", "3"])
+    assert args.output == "out" and args.opts == ["SEED", "1", "SOLVER.MAX_ITER", "3"]
 
 
 def test_default_config_is_found_from_another_folder(tmp_path, monkeypatch):
