@@ -20,7 +20,7 @@ setup(
     packages=find_packages(include=["focal_eiou_d2", "focal_eiou_d2.*"]),
     install_requires=[
         # torch and torchvision are not upgraded when already present; see scripts/setup_env.sh.
-        # 2.5: torch.OutOfMemoryError and torch.compiler.is_compiling, used by the fast path.
+        # 2.5: the oldest release the README supports.
         "torch>=2.5",
         "torchvision>=0.20",
         # Detectron2 (>= 0.6, or its git main) is not on PyPI under its own name, so it is not

@@ -19,7 +19,7 @@
 #   train_faster_rcnn Focal-EIoU configs on the shapes dataset (256 px), each in its own folder
 #   bench_train_256   benchmarks/bench_train.py, RetinaNet R-50 from scratch, focal_eiou vs
 #   bench_train_800   smooth_l1: 256 px x 16 images, and COCO's 800 px x 4 images (a GPU's share)
-#   bench_losses      benchmarks/bench_losses.py --devices cuda
+#   bench_losses      benchmarks/bench_losses.py --device cuda
 #   tests_rest        the other tests of tests/layers and tests/modeling (not slow), as time allows
 # With --protocol, one part instead:
 #   protocol          Tables 1 and 2 of the protocol (9 rows x seeds 0-4, kept backbone):

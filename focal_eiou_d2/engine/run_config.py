@@ -23,7 +23,7 @@ from traceback import extract_tb
 import detectron2.data.transforms as T
 import torch
 from detectron2.config import LazyConfig, get_cfg, instantiate
-from detectron2.data import MetadataCatalog, build_detection_test_loader
+from detectron2.data import build_detection_test_loader
 from detectron2.modeling import META_ARCH_REGISTRY, RetinaNet, build_model
 
 from focal_eiou_d2 import add_focal_eiou_config
@@ -476,18 +476,6 @@ class LazyRunConfig(RunConfig):
     @property
     def input_format(self):
         return self.cfg.dataloader.test.mapper.get("image_format", "BGR")
-
-
-def class_names(config):
-    """The class names a model of ``config`` predicts: those recorded by the run that wrote its
-    weights, else those of its training (or test) datasets' metadata."""
-    names = run_classes(config.weights)
-    if names is None:
-        for dataset in (*config.train_datasets, *config.test_datasets):
-            names = MetadataCatalog.get(dataset).get("thing_classes", None)
-            if names is not None:
-                break
-    return names
 
 
 def _paths(node, path):

@@ -17,6 +17,7 @@ A training tool claims its output folder before any work (:func:`claim_output_di
 
 import atexit
 import datetime
+import errno
 import fcntl
 import json
 import logging
@@ -45,6 +46,10 @@ RUN_FILE_PREFIXES = ("model_", "events.out.tfevents.", "log.txt.rank")
 RUN_FOLDERS = ("inference", "visualizations")
 # What makes a run worth keeping: checkpoints and results (logs alone are not).
 RESULT_FILES = ("last_checkpoint", "quickstart_results.json", "inference/")
+
+# What flock raises on a filesystem that cannot lock (NFSv3 without lockd, Lustre without
+# -o flock): these fall back to the owner file; any other error is reported.
+NO_LOCKING = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
 
 _held_locks = {}
 
@@ -106,6 +111,10 @@ def lock_output_dir(folder):
         ) from None
     except OSError as error:
         handle.close()
+        if error.errno not in NO_LOCKING:
+            raise OutputDirError(
+                f"cannot lock {folder} ({error.strerror}): choose a folder you can write to"
+            ) from error
         logger.warning(
             "the filesystem of %s cannot lock files (flock: %s; NFS without a lock daemon, or "
             "Lustre without -o flock?): the folder is claimed with the file %s instead, which "

@@ -48,8 +48,8 @@ class RegressionOutcome:
         iou (Tensor[N]): their IoU with the targets.
         recorder (MetricRecorder): the per-iteration metrics.
         wall_time_s (float): time of the whole loop, metrics included.
-        first_step_s (float): time of the first update alone; it includes any one-off cost such
-            as the compilation of the library's fast path on its first call.
+        first_step_s (float): time of the first update alone; it includes any one-off cost of
+            the first call (memory allocation, lazy initialization).
         snapshots (dict[int, Tensor[N, 4]]): boxes after the requested numbers of updates.
     """
 

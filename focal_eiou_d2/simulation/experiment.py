@@ -43,8 +43,8 @@ def run_experiment(config: SimulationConfig, progress: bool = True) -> dict:
         its target; each result has "params", "error" (T + 1), "mean_iou" (T + 1),
         "quantile_iterations", "iou_quantiles" (one list of len(quantile_levels) per stored
         iteration), "final",
-        "wall_time_s" and "first_step_s" (the first update alone, with any one-off compilation
-        of the library's fast path).
+        "wall_time_s" and "first_step_s" (the first update alone, with any one-off cost of the
+        first call).
     """
     pairs = pairs_of(config)
     initial_iou = AlignedIoU(pairs.targets)(pairs.anchors)
@@ -121,7 +121,7 @@ def describe(results: dict) -> str:
 def summary_table(results: dict, steps: tuple[int, ...] = SUMMARY_STEPS) -> str:
     """Markdown table: error at chosen t and at T, final mean IoU, share IoU > 0.9, time.
 
-    The first step's time includes any one-off compilation of the library's fast path.
+    The first step's time includes any one-off cost of the first call.
     """
     iterations = results["config"]["iterations"]
     steps = tuple(t for t in steps if t < iterations)

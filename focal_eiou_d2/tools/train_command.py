@@ -128,6 +128,14 @@ def check_before_launch(args):
     """
     check_process_count(args.num_gpus, args.num_machines)
     config = _load_config(args)
+    if config.kind == "yaml" and args.num_gpus * args.num_machines > 1 and not args.eval_only:
+        if not config.device.startswith("cuda"):
+            raise ValueError(
+                f"--num-gpus {args.num_gpus} --num-machines {args.num_machines} with "
+                f"MODEL.DEVICE {config.device}: Detectron2's DefaultTrainer gives DDP a GPU index, "
+                "so a YAML config trains several processes on GPUs only. Train on CPU with "
+                "--num-gpus 1, or use a LazyConfig (docs/cluster.md)."
+            )
     names = config.test_datasets if args.eval_only else config.train_datasets + config.test_datasets
     check_datasets_exist(names)
     if args.eval_only:

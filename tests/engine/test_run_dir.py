@@ -116,6 +116,14 @@ def test_without_flock_an_owner_file_claims_the_folder(tmp_path, caplog, code):
     assert (owner["host"], owner["pid"]) == (socket.gethostname(), os.getpid())
 
 
+def test_another_flock_error_is_reported_not_taken_for_a_filesystem_without_locks(tmp_path):
+    folder = tmp_path / "run"
+    refused = pytest.raises(OutputDirError, match=r"cannot lock .*\(Input/output error\)")
+    with no_flock(errno.EIO), refused:
+        claim_output_dir(config(folder))
+    assert not (folder / OWNER_FILE).exists()
+
+
 def test_without_flock_a_live_owner_on_this_host_is_refused(tmp_path):
     folder = tmp_path / "run"
     write_owner(folder, socket.gethostname(), os.getppid())  # a live process

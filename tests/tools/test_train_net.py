@@ -282,10 +282,17 @@ def test_another_error_of_a_spawned_process_keeps_its_traceback():
     reason="Detectron2 0.6 starts several processes only on as many GPUs",
 )
 def test_a_user_error_in_a_training_process_is_one_line(tmp_path):
-    command = [sys.executable, "train_net.py", "--num-gpus", "2", "--config-file", CONFIG]
-    command += [*ONE_ITERATION, "OUTPUT_DIR", str(tmp_path), "MODEL.FOCAL_EIOU.GAMMA", "-1.0"]
+    command = [sys.executable, "train_net.py", "--num-gpus", "2", "--config-file", LAZY_CONFIG]
+    command += [*LAZY_SMOKE_OPTS, "train.max_iter=1", f"train.output_dir={tmp_path}"]
+    command += ["model.box_loss.params.gamma=-1.0"]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
     last = result.stderr.rstrip().splitlines()[-1]
-    assert last.startswith("train_net.py: error: MODEL.FOCAL_EIOU.GAMMA = -1.0")
+    assert last.startswith("train_net.py: error: focal_eiou: gamma must be a finite number >= 0")
     assert "Traceback" not in result.stderr
+
+
+def test_a_yaml_config_on_several_cpu_processes_is_one_line(train_net, tmp_path):
+    argv = ["--num-gpus", "2", "--config-file", CONFIG, "MODEL.DEVICE", "cpu"]
+    line = error_line(train_net, "train_net.py", [*argv, "OUTPUT_DIR", str(tmp_path)])
+    assert "needs CUDA, which is unavailable" in line or "a YAML config trains several" in line
