@@ -19,16 +19,18 @@ ignore_torch_jit_deprecation()  # importing Detectron2 scripts functions: a torc
 
 from detectron2.engine import default_setup, launch  # noqa: E402
 
-from focal_eiou_d2.engine import load_run_config, load_trained_weights  # noqa: E402
+from focal_eiou_d2.engine import (  # noqa: E402
+    is_lazy_config,
+    load_run_config,
+    load_trained_weights,
+)
 from focal_eiou_d2.engine.lazy_trainer import LazyTrainer, evaluate  # noqa: E402
 from focal_eiou_d2.tools.cli import run_command  # noqa: E402
 from focal_eiou_d2.tools.train_command import (  # noqa: E402
     check_before_launch,
-    check_model_classes,
-    is_lazy_config,
+    evaluation_weights,
     keep_saved_config,
     parse_training_args,
-    weights_to_evaluate,
 )
 
 
@@ -69,8 +71,10 @@ def main(args):
 
     if args.eval_only:
         model = config.build_model()
-        weights = weights_to_evaluate(cfg.train.init_checkpoint, cfg.train.output_dir, args.resume)
-        check_model_classes(weights, config.test_datasets)  # those it was trained on
+        # with --resume the folder's last checkpoint; it must predict the test data's classes
+        weights = evaluation_weights(
+            cfg.train.init_checkpoint, cfg.train.output_dir, args.resume, config.test_datasets
+        )
         load_trained_weights(model, weights)  # they must fit the model
         return do_test(cfg, model)
     return do_train(args, cfg)

@@ -40,17 +40,16 @@ from detectron2.utils import comm  # noqa: E402
 
 from focal_eiou_d2.engine import (  # noqa: E402
     FocalEIoUTrainer,
+    is_lazy_config,
     load_run_config,
     load_trained_weights,
 )
 from focal_eiou_d2.tools.cli import run_command  # noqa: E402
 from focal_eiou_d2.tools.train_command import (  # noqa: E402
     check_before_launch,
-    check_model_classes,
-    is_lazy_config,
+    evaluation_weights,
     keep_saved_config,
     parse_training_args,
-    weights_to_evaluate,
 )
 
 
@@ -93,8 +92,10 @@ def main(args):
 
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        weights = weights_to_evaluate(cfg.MODEL.WEIGHTS, cfg.OUTPUT_DIR, args.resume)
-        check_model_classes(weights, cfg.DATASETS.TEST)  # those it was trained on
+        # with --resume the folder's last checkpoint; it must predict the test data's classes
+        weights = evaluation_weights(
+            cfg.MODEL.WEIGHTS, cfg.OUTPUT_DIR, args.resume, cfg.DATASETS.TEST
+        )
         load_trained_weights(model, weights)  # they must fit the model
         res = Trainer.test(cfg, model)
         if comm.is_main_process():

@@ -9,6 +9,7 @@ from .run_config import (
     RunConfig,
     YamlRunConfig,
     build_config,
+    is_lazy_config,
     load_run_config,
     resolve_config_file,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "build_config",
     "check_datasets_exist",
     "claim_output_dir",
+    "is_lazy_config",
     "load_run_config",
     "load_trained_weights",
     "resolve_config_file",

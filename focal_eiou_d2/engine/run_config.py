@@ -57,8 +57,13 @@ def load_run_config(config_file, overrides=(), **options):
     Raises:
         ValueError, KeyError, FileNotFoundError, DatasetError: a bad config or override.
     """
-    kind = LazyRunConfig if config_file.endswith(LAZY_EXTENSION) else YamlRunConfig
+    kind = LazyRunConfig if is_lazy_config(config_file) else YamlRunConfig
     return kind.load(config_file, list(overrides), **options)
+
+
+def is_lazy_config(config_file):
+    """Whether ``config_file`` is a LazyConfig (``.py``), else a YAML config."""
+    return config_file.endswith(LAZY_EXTENSION)
 
 
 def build_config(config_file, opts=(), **options):

@@ -145,8 +145,10 @@ def parsed_opts(parser, args, config_files):
     Returns:
         list[str]: the overrides.
     """
+    from focal_eiou_d2.engine import is_lazy_config
+
     opts = [*args.opts, *(item for item in getattr(args, "trailing_opts", []) if item != "--opts")]
-    lazy = any(path and path.endswith(".py") for path in config_files)
+    lazy = any(path and is_lazy_config(path) for path in config_files)
     if not lazy and len(opts) % 2:
         parser.error(f"--opts takes KEY VALUE pairs, got an odd number: {' '.join(opts)}")
     return opts
@@ -240,13 +242,14 @@ def refuse_replacing_inputs(outputs, inputs, option):
 
 
 def check_weights(weights, side):
-    """Raises if model ``side`` ("A" or "B", see :func:`add_model_arguments`) has no weights
-    file (URLs are left to Detectron2).
+    """Raises if model ``side`` ("A" or "B", see :func:`add_model_arguments`) has no weights file
+    that may hold weights (:func:`~focal_eiou_d2.tools.train_command.check_weights_file`).
 
     Raises:
-        ValueError: no weights are given.
-        FileNotFoundError: the weights file does not exist.
+        ValueError: no weights are given; WeightsError: no checkpoint at ``weights``.
     """
+    from .train_command import check_weights_file
+
     option = (
         "--opts MODEL.WEIGHTS FILE (train.init_checkpoint=FILE for a LazyConfig)"
         if side == "A"
@@ -254,5 +257,4 @@ def check_weights(weights, side):
     )
     if not weights:
         raise ValueError(f"model {side} has no trained weights: give them with {option}")
-    if "://" not in weights and not os.path.isfile(weights):
-        raise FileNotFoundError(f"weights of model {side} not found: {weights}")
+    check_weights_file(weights, f"the weights of model {side}")

@@ -26,9 +26,9 @@ from focal_eiou_d2.engine import (
     load_run_config,
     resolve_config_file,
 )
+from focal_eiou_d2.engine.consensus import main_decides
 from focal_eiou_d2.engine.run_dir import read_manifest, run_classes
 
-LAZY_EXTENSION = ".py"
 # The file in which Detectron2's default_setup saves the config of a run (either kind).
 SAVED_CONFIG = "config.yaml"
 # The training length of each kind of config.
@@ -72,11 +72,6 @@ def parse_training_args(argv=None, parser=None):
     return args
 
 
-def is_lazy_config(config_file):
-    """Whether ``config_file`` is a LazyConfig (``.py``) rather than a YAML config."""
-    return config_file.endswith(LAZY_EXTENSION)
-
-
 def weights_to_evaluate(weights, output_dir, resume):
     """The weights ``--eval-only`` evaluates: with ``resume``, the output folder's last checkpoint
     if it has one (as Detectron2's ``resume_or_load`` picks it), else ``weights``."""
@@ -84,6 +79,23 @@ def weights_to_evaluate(weights, output_dir, resume):
     if resume and checkpointer.has_checkpoint():
         return checkpointer.get_checkpoint_file()
     return weights
+
+
+def evaluation_weights(weights, output_dir, resume, dataset_names):
+    """The weights ``--eval-only`` evaluates (:func:`weights_to_evaluate`), checked to predict
+    the classes of ``dataset_names`` (:func:`check_model_classes`); decided on the main process
+    for every process, so that the machines of a run never evaluate different files.
+
+    Raises:
+        ValueError: the weights' classes are not those of the datasets.
+    """
+
+    def decide():
+        chosen = weights_to_evaluate(weights, output_dir, resume)
+        check_model_classes(chosen, dataset_names)
+        return chosen
+
+    return main_decides(decide)
 
 
 @contextlib.contextmanager
