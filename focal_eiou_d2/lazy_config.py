@@ -10,6 +10,10 @@ loss of the dense head) and GeneralizedRCNN (the R-CNN box predictor, every stag
 RPN keeps its loss, as in the YAML configs). It replaces each target by this package's subclass,
 which builds the loss explicitly (``BoxRegressionLoss``), and sets the paper's box-loss weight
 (Sec. 5.2: 1.0 for l_n-norm losses, 2.5 for IoU-based losses) unless ``weight`` is given.
+
+Wise-IoU v3 keeps a running mean of 1 - IoU whose momentum the paper ties to the training length;
+a LazyConfig gives it explicitly, e.g. ``use_box_loss(model, "wiou_v3",
+momentum=wiou_momentum(train.max_iter))`` (the YAML configs derive it from SOLVER.MAX_ITER).
 """
 
 from detectron2.config import LazyCall as L
@@ -30,7 +34,7 @@ from focal_eiou_d2.modeling import (
 DENSE_DETECTORS = {RetinaNet: FocalEIoURetinaNet, FCOS: FocalEIoUFCOS}
 
 
-def use_box_loss(model, loss_type, weight=None, **params):
+def use_box_loss(model, loss_type, weight=None, momentum=None, **params):
     """Make the LazyConfig ``model`` train with the box loss ``loss_type``, in place.
 
     Args:
@@ -38,6 +42,9 @@ def use_box_loss(model, loss_type, weight=None, **params):
             ``L(GeneralizedRCNN)(...)``, or one this function already switched).
         loss_type (str): a name of ``focal_eiou_d2.layers.BOX_LOSSES``.
         weight (float or None): the box-loss weight; None for the paper's.
+        momentum (float or None): the momentum of the running mean of a loss that keeps one
+            (``wiou_v3``, where it is required: ``focal_eiou_d2.layers.wiou_momentum`` gives the
+            paper's rule); None for the other losses.
         params: keyword arguments of the loss (e.g. ``gamma=0.5``); unset ones keep the
             library's defaults.
 
@@ -47,6 +54,8 @@ def use_box_loss(model, loss_type, weight=None, **params):
     spec = get_box_loss(loss_type)
     weight = spec.paper_weight if weight is None else float(weight)
     loss = L(BoxRegressionLoss)(loss_type=loss_type, params=dict(params))
+    if momentum is not None:
+        loss.momentum = momentum
     target = model._target_
     if target in DENSE_DETECTORS or target in DENSE_DETECTORS.values():
         model._target_ = DENSE_DETECTORS.get(target, target)

@@ -7,6 +7,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 ARCHITECTURES = ("retinanet", "fcos", "faster_rcnn", "mask_rcnn", "cascade_rcnn")
 NUM_CLASSES = 3
+TINY_TRAINING_STEPS = 100  # the training length a tiny FCOS's Wise-IoU v3 momentum assumes
 
 
 def tiny_cfg(architecture="retinanet", loss_type="smooth_l1"):
@@ -59,8 +60,12 @@ def tiny_fcos(loss_type="giou"):
     from detectron2.modeling.backbone.fpn import LastLevelP6P7
     from detectron2.modeling.meta_arch.fcos import FCOSHead
 
+    from focal_eiou_d2.layers import BOX_LOSSES, wiou_momentum
     from focal_eiou_d2.modeling import BoxRegressionLoss, FocalEIoUFCOS, narrow_resnet
 
+    # A running mean's momentum by the paper's rule, as a LazyConfig gives it (wiou_v3).
+    keeps_running_mean = "iou_loss_mean" in BOX_LOSSES[loss_type].head_inputs
+    momentum = wiou_momentum(TINY_TRAINING_STEPS) if keeps_running_mean else None
     channels = 32
     backbone = FPN(
         bottom_up=narrow_resnet(18, 16, 16, "BN", ("res3", "res4", "res5")),
@@ -81,7 +86,7 @@ def tiny_fcos(loss_type="giou"):
         num_classes=NUM_CLASSES,
         pixel_mean=[103.53, 116.28, 123.675],
         pixel_std=[57.375, 57.120, 58.395],
-        box_loss=BoxRegressionLoss(loss_type),
+        box_loss=BoxRegressionLoss(loss_type, momentum=momentum),
         box_reg_loss_weight=2.5,
     )
 

@@ -16,6 +16,7 @@ from .register import (
     MINI_NAMES,
     ONE_CLASS_DATASETS,
     check_datasets_exist,
+    prepare_datasets,
     register_shapes,
 )
 from .root import datasets_root, default_root
@@ -35,6 +36,7 @@ from .writer import (
 
 __all__ = [
     "check_datasets_exist",
+    "prepare_datasets",
     "CLASS_COLORS",
     "CLASS_NAMES",
     "DEFAULT_NAMES",

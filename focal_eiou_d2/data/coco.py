@@ -14,6 +14,7 @@ another dataset (a builtin such as ``coco_2017_train``, or ``shapes_train``) is 
 """
 
 import argparse
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from detectron2.data.datasets import register_coco_instances
 
 from .validate import DatasetError, check_coco_dataset
 
+# The datasets this machine's launcher has checked, inherited by the processes it starts:
+# {signature: {"thing_classes": [...], "category_ids": [...]}}; see :func:`checked_metadata`.
+CHECKED_VARIABLE = "FOCAL_EIOU_D2_CHECKED_DATASETS"
 OPTION = "--coco-dataset"
 METAVAR = ("NAME", "ANNOTATIONS_JSON", "IMAGE_DIR")
 DEST = "coco_datasets"
@@ -145,7 +149,8 @@ def register_coco_dataset(dataset):
         dataset (CocoDataset): what to register.
 
     Returns:
-        CocoSummary or None: the check's result, or None if it was registered already.
+        CocoSummary or None: the check's result; None if it was registered already, or checked
+        by this machine's launcher (:func:`checked_metadata`).
 
     Raises:
         DatasetError: the dataset fails the check, or its name is another registered dataset.
@@ -158,16 +163,58 @@ def register_coco_dataset(dataset):
             f"{dataset.option()}: the name {dataset.name!r} already has metadata for annotations "
             f"{json_file} and images {image_root}; choose another NAME"
         )
-    summary = check_coco_dataset(dataset.json_file, dataset.image_root)
-    for warning in summary.warnings:
-        logger.warning(warning)
-    metadata = {
-        "thing_classes": list(summary.thing_classes),
-        "thing_dataset_id_to_contiguous_id": summary.id_map(),
-    }
+    summary, metadata = None, checked_metadata(dataset)
+    if metadata is None:
+        summary = check_coco_dataset(dataset.json_file, dataset.image_root)
+        for warning in summary.warnings:
+            logger.warning(warning)
+        metadata = {
+            "thing_classes": list(summary.thing_classes),
+            "thing_dataset_id_to_contiguous_id": summary.id_map(),
+        }
+        record_checked(dataset, summary)
+        logger.info(
+            f"Registered dataset {dataset.name!r}: {dataset.json_file}, {summary.describe()}"
+        )
     register_coco_instances(dataset.name, metadata, dataset.json_file, dataset.image_root)
-    logger.info(f"Registered dataset {dataset.name!r}: {dataset.json_file}, {summary.describe()}")
     return summary
+
+
+def signature(dataset):
+    """What identifies a checked dataset: its files' real paths, and the JSON's size and time."""
+    stat = os.stat(dataset.json_file)
+    json_file, image_root = os.path.realpath(dataset.json_file), os.path.realpath(
+        dataset.image_root
+    )
+    return f"{json_file}|{stat.st_size}|{stat.st_mtime_ns}|{image_root}"
+
+
+def checked_metadata(dataset):
+    """The metadata of ``dataset`` if this machine's launcher checked it (the JSON unchanged
+    since), so that the processes it starts do not parse the JSON and stat every image again;
+    else None."""
+    checked = json.loads(os.environ.get(CHECKED_VARIABLE, "{}"))
+    entry = checked.get(signature(dataset)) if os.path.isfile(dataset.json_file) else None
+    if entry is None:
+        return None
+    ids = entry["category_ids"]
+    return {
+        "thing_classes": entry["thing_classes"],
+        "thing_dataset_id_to_contiguous_id": {
+            category: index for index, category in enumerate(ids)
+        },
+    }
+
+
+def record_checked(dataset, summary):
+    """Note in this process's environment that ``dataset`` passed the check (for the processes
+    it starts: :func:`checked_metadata`)."""
+    checked = json.loads(os.environ.get(CHECKED_VARIABLE, "{}"))
+    checked[signature(dataset)] = {
+        "thing_classes": list(summary.thing_classes),
+        "category_ids": list(summary.category_ids),
+    }
+    os.environ[CHECKED_VARIABLE] = json.dumps(checked)
 
 
 def register_coco_datasets(datasets):

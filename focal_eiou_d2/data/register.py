@@ -104,3 +104,16 @@ def check_datasets_exist(names):
                 "coco/, register your own data with --coco-dataset NAME JSON IMAGE_DIR, or train "
                 "on the embedded dataset (configs/quickstart/)."
             )
+
+
+def prepare_datasets(names):
+    """Generate the datasets of ``names`` that are generated on first use (the embedded shapes
+    datasets), in this process: a launcher calls it once per machine, before the training
+    processes start and would each generate them at once.
+
+    Args:
+        names (Iterable[str]): registered dataset names; the others are left alone.
+    """
+    for name in names:
+        if MetadataCatalog.get(name).get("generated_on_first_use", False):
+            DatasetCatalog.get(name)

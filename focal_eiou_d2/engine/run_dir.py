@@ -235,11 +235,35 @@ def claim_output_dir(config, *, force=False, classes=None):
     """
     folder = config.output_dir
     lock_output_dir(folder)
-    digest = config.digest()
+    same_config, replaced = check_output_dir(config, force=force)
+    if same_config:
+        return True
+    if replaced:
+        logger.warning("--force: deleting the run in %s: %s", folder, ", ".join(replaced))
+        for name in replaced:
+            path = os.path.join(folder, name)
+            shutil.rmtree(path) if name.endswith("/") else os.remove(path)
+    write_manifest(folder, config.digest(), config.config_file, classes)
+    return False
+
+
+def check_output_dir(config, *, force=False):
+    """The checks of :func:`claim_output_dir` that only read the folder: what the machines of a
+    run that do not claim it make before they start, so that a refusal stops every machine.
+
+    Returns:
+        tuple[bool, list[str]]: whether the folder holds a run of this very config (and not
+        ``force``), and the files and folders ``force`` deletes (empty when there is nothing to
+        replace).
+
+    Raises:
+        OutputDirError: the folder holds another config's run and not ``force``.
+    """
+    folder = config.output_dir
     manifest = read_manifest(folder)
     existing = run_files(folder)
-    if manifest is not None and manifest.get("config_digest") == digest and not force:
-        return True
+    if manifest is not None and manifest.get("config_digest") == config.digest() and not force:
+        return True, []
     keep = [name for name in existing if name in RESULT_FILES or name.startswith("model_")]
     if keep and not force:
         what = (
@@ -253,13 +277,7 @@ def claim_output_dir(config, *, force=False, classes=None):
             f"config, or --force to delete that run ({len(existing)} files and folders) and train "
             "this config there."
         )
-    if keep:
-        logger.warning("--force: deleting the run in %s: %s", folder, ", ".join(existing))
-        for name in existing:
-            path = os.path.join(folder, name)
-            shutil.rmtree(path) if name.endswith("/") else os.remove(path)
-    write_manifest(folder, digest, config.config_file, classes)
-    return False
+    return False, existing if keep else []
 
 
 def write_manifest(folder, digest, config_file=None, classes=None):

@@ -3,7 +3,8 @@
 :func:`box_regression_loss` computes a loss by name, checking its arguments at every call, as the
 named functions do. A detection head instead validates once, when it is built
 (:func:`check_box_loss`), and then calls the loss's unchecked per-pair form
-(:attr:`BoxLossSpec.per_pair`) at every step.
+(:attr:`BoxLossSpec.per_pair`) at every step, adding the inputs only a head can supply
+(:attr:`BoxLossSpec.head_inputs`: each box's image size, a running mean kept as training state).
 """
 
 from collections.abc import Callable, Mapping
@@ -40,11 +41,12 @@ from .iou_losses import (
     iou_per_pair,
 )
 from .loss_utils import REDUCTIONS, reduce_loss
+from .mpdiou import mpdiou_loss, mpdiou_per_pair
 from .nwd import nwd_loss, nwd_per_pair
 from .shape_iou import shape_iou_loss, shape_iou_per_pair
 from .siou import siou_loss, siou_per_pair
 from .smooth_l1 import smooth_l1_elementwise, smooth_l1_loss
-from .wise_iou import wiou_v1_loss, wiou_v1_per_pair
+from .wise_iou import wiou_v1_loss, wiou_v1_per_pair, wiou_v3_loss, wiou_v3_per_pair
 
 PAPER_WEIGHT_IOU, PAPER_WEIGHT_COORDINATE = 2.5, 1.0
 """The paper's box-loss weights (Sec. 5.2): 2.5 for IoU-based losses, 1.0 for l_n-norm losses."""
@@ -78,6 +80,11 @@ class BoxLossSpec:
         defaults: each hyper-parameter ``fn`` accepts as a keyword, with its default.
         checks: for each hyper-parameter, the check of its value (raises naming it).
         reductions: the reductions ``fn`` supports.
+        head_inputs: the keyword inputs that are not hyper-parameters but come with every call,
+            from the detection head (no default, not checked by :func:`check_box_loss`):
+            "image_size", each box's image size (height, width) as a tensor [..., 2] (MPDIoU);
+            "iou_loss_mean", the running mean of 1 - IoU, training state the head keeps
+            (Wise-IoU v3).
     """
 
     fn: Callable[..., torch.Tensor]
@@ -86,6 +93,7 @@ class BoxLossSpec:
     defaults: Mapping[str, object]
     checks: Mapping[str, Callable[[dict], None]]
     reductions: tuple[str, ...] = REDUCTIONS
+    head_inputs: tuple[str, ...] = ()
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -122,7 +130,9 @@ def _balanced_l1_param(name: str, default: float):
     return (name, default, check)
 
 
-def _spec(fn, per_pair, *params, on_boxes=True, reductions=REDUCTIONS) -> BoxLossSpec:
+def _spec(
+    fn, per_pair, *params, on_boxes=True, reductions=REDUCTIONS, head_inputs=()
+) -> BoxLossSpec:
     """A :class:`BoxLossSpec` from ``(name, default, check)`` triples."""
     return BoxLossSpec(
         fn,
@@ -131,6 +141,7 @@ def _spec(fn, per_pair, *params, on_boxes=True, reductions=REDUCTIONS) -> BoxLos
         MappingProxyType({name: default for name, default, _ in params}),
         MappingProxyType({name: check for name, _, check in params}),
         reductions,
+        head_inputs,
     )
 
 
@@ -169,12 +180,21 @@ BOX_LOSSES: Mapping[str, BoxLossSpec] = MappingProxyType(
             _EPS,
         ),
         "wiou_v1": _spec(wiou_v1_loss, wiou_v1_per_pair, _EPS),
+        "wiou_v3": _spec(
+            wiou_v3_loss,
+            wiou_v3_per_pair,
+            _positive("alpha", hyperparams.WIOU_ALPHA),
+            _positive("delta", hyperparams.WIOU_DELTA),
+            _EPS,
+            head_inputs=("iou_loss_mean",),
+        ),
         "alpha_iou": _spec(
             alpha_iou_loss,
             alpha_iou_per_pair,
             _positive("alpha", hyperparams.ALPHA_IOU_ALPHA),
             _EPS,
         ),
+        "mpdiou": _spec(mpdiou_loss, mpdiou_per_pair, _EPS, head_inputs=("image_size",)),
         "inner_iou": _spec(
             inner_iou_loss,
             inner_iou_per_pair,
@@ -262,18 +282,22 @@ def box_regression_loss(
             any coordinate encoding (deltas, XYWH).
         target (Tensor[..., 4]): targets, in the same encoding as ``pred``.
         reduction (str): one of ``BOX_LOSSES[name].reductions``.
-        **params: hyper-parameters, among ``BOX_LOSSES[name].params``.
+        **params: hyper-parameters, among ``BOX_LOSSES[name].params``, and the loss's
+            ``BOX_LOSSES[name].head_inputs`` (required).
 
     Returns:
         Tensor: shape (...) for "none" (coordinate losses are summed over the last dim),
         else a scalar.
     """
     spec = get_box_loss(name)
-    unknown = sorted(set(params) - set(spec.params))
+    unknown = sorted(set(params) - set(spec.params) - set(spec.head_inputs))
     if unknown:
         raise TypeError(
             f"Box regression loss {name!r} does not accept {unknown}; it accepts {spec.params}"
         )
+    missing = [key for key in spec.head_inputs if key not in params]
+    if missing:
+        raise TypeError(f"Box regression loss {name!r} needs {missing} at every call")
     if reduction not in spec.reductions:
         raise ValueError(
             f"Box regression loss {name!r} supports reduction in {spec.reductions}, "

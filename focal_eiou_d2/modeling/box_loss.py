@@ -12,9 +12,22 @@ set by the head that uses the loss (:meth:`BoxRegressionLoss.for_head`):
 
 The sums over the global batch are all-reduced across processes on the data's device (NCCL
 reduces only CUDA tensors), and nothing is read back to the host: every quantity stays a tensor.
+
+Two losses need more than the boxes (``BOX_LOSSES[name].head_inputs``), and only they pay for it:
+
+- MPDIoU needs each box's image size: the head hands the unpadded sizes of the batch's images over
+  for one step (:func:`step_image_sizes`), and the loss gives each positive its own image's.
+- Wise-IoU v3 needs the running mean of 1 - IoU: training state, kept as the buffer
+  :data:`RUNNING_MEAN` of the module that owns the loss (:meth:`BoxRegressionLoss.register_state`),
+  so that checkpoints save and restore it. In training mode each step first moves it towards the
+  batch mean of 1 - IoU over the positives of the global batch (all-reduced, so every process
+  holds the same value), ``mean <- (1 - m) mean + m batch_mean``, and the loss then uses the
+  updated mean, as the Wise-IoU authors' code does.
 """
 
+import contextlib
 import math
+from numbers import Real
 
 import torch
 from detectron2.layers import cat
@@ -27,9 +40,14 @@ from focal_eiou_d2.layers import (
     focal_eiou_terms,
     get_box_loss,
     normalize_by_weights,
+    wiou_momentum,
 )
+from focal_eiou_d2.layers.iou_losses import iou_per_pair
 
 EQ11_FORMS = ("sum_of_weights", "mean_weight")
+
+RUNNING_MEAN = "iou_loss_mean"
+"""The head input of Wise-IoU v3, and the name of the buffer that holds it in the owning module."""
 
 # Detectron2's key of each head's smooth L1 beta.
 SMOOTH_L1_BETA_KEYS = {
@@ -68,6 +86,35 @@ def global_sum(values):
     return values
 
 
+@contextlib.contextmanager
+def step_image_sizes(head, image_sizes, repeats=None):
+    """Make the batch's image sizes ``head.step_image_sizes`` for the calls within, when the
+    head's loss takes each box's image size (MPDIoU); for any other loss, do nothing.
+
+    Detectron2 calls a head's ``losses`` (and the R-CNN predictor's ``box_reg_loss``) without the
+    images: the head's method that has them hands their sizes over for the step.
+
+    Args:
+        head (nn.Module): a head of this package (its ``box_loss`` is a BoxRegressionLoss).
+        image_sizes (list[tuple[int, int]]): (height, width) of each image, unpadded (Detectron2's
+            ``ImageList.image_sizes``, ``Instances.image_size``).
+        repeats (list[int] or None): for a head whose boxes are concatenated over the images (the
+            R-CNN regions), the number of boxes of each image: ``head.step_image_sizes`` is then
+            one row per box. None for the dense heads: one row per image.
+    """
+    if not head.box_loss.takes_image_size:
+        yield
+        return
+    sizes = torch.tensor(image_sizes, dtype=torch.float32).reshape(-1, 2)  # (N, 2)
+    if repeats is not None:
+        sizes = sizes.repeat_interleave(torch.tensor(repeats), dim=0)  # (R, 2)
+    head.step_image_sizes = sizes
+    try:
+        yield
+    finally:
+        head.step_image_sizes = None
+
+
 def loss_weight_from_config(cfg, node):
     """``MODEL.<node>.BBOX_REG_LOSS_WEIGHT``; ValueError naming the key when it is negative or
     not finite."""
@@ -93,6 +140,7 @@ class BoxRegressionLoss:
         params=None,
         normalize_by_weights=True,
         eq11_form="mean_weight",
+        momentum=None,
     ):
         """
         Args:
@@ -104,6 +152,9 @@ class BoxRegressionLoss:
             normalize_by_weights (bool): Eq. 11 normalization of focal_eiou.
             eq11_form (str): one of :data:`EQ11_FORMS`, see the module docstring; the heads of
                 this package set it.
+            momentum (float or None): momentum m of the running mean of 1 - IoU, in (0, 1], for
+                a loss that keeps one (Wise-IoU v3), where it is required; the paper's rule is
+                ``focal_eiou_d2.layers.wiou_momentum(number of steps)``. None for other losses.
 
         Raises:
             ValueError: an unknown loss, parameter or value (BoxLossParameterError names it).
@@ -116,6 +167,9 @@ class BoxRegressionLoss:
             )
         self.params = check_box_loss(loss_type, dict(params or {}))
         spec = get_box_loss(loss_type)
+        _check_momentum(loss_type, RUNNING_MEAN in spec.head_inputs, momentum)
+        self.momentum = momentum
+        self.takes_image_size = "image_size" in spec.head_inputs
         self.loss_type = loss_type
         self.on_boxes = spec.on_boxes
         self.per_pair = spec.per_pair
@@ -129,7 +183,8 @@ class BoxRegressionLoss:
         """Build the loss of ``MODEL.<node>.BBOX_REG_LOSS_TYPE`` with its MODEL.FOCAL_EIOU keys.
 
         Every MODEL.FOCAL_EIOU key is checked, used by this loss or not, so that a bad value
-        fails when the model is built.
+        fails when the model is built. A loss with a running mean (Wise-IoU v3) gets the momentum
+        of the paper's rule over the whole training, ``wiou_momentum(SOLVER.MAX_ITER)``.
 
         Args:
             cfg (CfgNode): the config.
@@ -174,7 +229,18 @@ class BoxRegressionLoss:
                 "MODEL.FOCAL_EIOU.NORMALIZE_BY_WEIGHTS must be true or false, got "
                 f"{keys.NORMALIZE_BY_WEIGHTS!r}"
             )
-        return cls(loss_type, params=params, normalize_by_weights=keys.NORMALIZE_BY_WEIGHTS)
+        momentum = None
+        if RUNNING_MEAN in get_box_loss(loss_type).head_inputs:
+            try:
+                momentum = wiou_momentum(cfg.SOLVER.MAX_ITER)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"SOLVER.MAX_ITER = {cfg.SOLVER.MAX_ITER!r}: {error}") from None
+        return cls(
+            loss_type,
+            params=params,
+            normalize_by_weights=keys.NORMALIZE_BY_WEIGHTS,
+            momentum=momentum,
+        )
 
     def for_head(self, box2box_transform, eq11_form):
         """This loss as a head uses it: with the head's delta encoding (unless it has its own)
@@ -189,9 +255,17 @@ class BoxRegressionLoss:
             params=self.params,
             normalize_by_weights=self.normalize_by_weights,
             eq11_form=eq11_form,
+            momentum=self.momentum,
         )
 
-    def __call__(self, anchors, pred_deltas, gt_boxes, normalizer):
+    def register_state(self, module):
+        """Register this loss's training state as buffers of ``module``, the head that owns it:
+        for Wise-IoU v3 the running mean of 1 - IoU, buffer :data:`RUNNING_MEAN`, starting at 1
+        as in the Wise-IoU authors' code; nothing for the other losses."""
+        if self.momentum is not None:
+            module.register_buffer(RUNNING_MEAN, torch.tensor(1.0))
+
+    def __call__(self, anchors, pred_deltas, gt_boxes, normalizer, *, head=None, image_size=None):
         """The box loss of this process's positives.
 
         Args:
@@ -200,10 +274,15 @@ class BoxRegressionLoss:
             gt_boxes (Tensor[R, 4]): their XYXY targets.
             normalizer (float or Tensor[]): what the head divides its box loss by; values below
                 1 count as 1. Not used by Eq. 11's "sum_of_weights" form.
+            head (nn.Module or None): the module that owns the loss and its state
+                (:meth:`register_state`); its ``training`` decides whether the state is updated.
+                Needed by Wise-IoU v3 only.
+            image_size (Tensor[R, 2] or None): (height, width) of each positive's image. Needed by
+                MPDIoU only.
 
         Returns:
             Tensor[]: the loss; 0 with the graph attached when R == 0 (a collective call in
-            distributed training with Eq. 11: every process must make it).
+            distributed training with Eq. 11 or Wise-IoU v3: every process must make it).
         """
         if self.on_boxes:
             pred = self.box2box_transform.apply_deltas(pred_deltas, anchors)
@@ -211,8 +290,16 @@ class BoxRegressionLoss:
         else:
             pred = pred_deltas
             target = self.box2box_transform.get_deltas(anchors, gt_boxes)
+        if self.takes_image_size:
+            if image_size is None:
+                raise ValueError(f"{self.loss_type} needs the image size of each box")
+            params = {**self.params, "image_size": image_size}
+        elif self.momentum is not None:
+            params = {**self.params, RUNNING_MEAN: self._running_mean(head, pred, target)}
+        else:
+            params = self.params
         if not self.weighted:
-            return self.per_pair(pred, target, **self.params).sum() / _at_least_one(normalizer)
+            return self.per_pair(pred, target, **params).sum() / _at_least_one(normalizer)
         eiou, weight = focal_eiou_terms(pred, target, **self.params)
         with torch.no_grad():
             local = torch.stack([weight.sum(), weight.new_full((), weight.numel())])
@@ -223,7 +310,17 @@ class BoxRegressionLoss:
             return loss * comm.get_world_size()
         return loss * count.to(loss.dtype) / _at_least_one(normalizer)
 
-    def dense(self, anchors, pred_anchor_deltas, gt_boxes, pos_mask, normalizer):
+    def dense(
+        self,
+        anchors,
+        pred_anchor_deltas,
+        gt_boxes,
+        pos_mask,
+        normalizer,
+        *,
+        head=None,
+        image_sizes=None,
+    ):
         """The box loss of a dense head (RetinaNet, RPN, FCOS) from its per-level outputs.
 
         Args:
@@ -232,15 +329,68 @@ class BoxRegressionLoss:
             gt_boxes (list[Tensor[R, 4]]): matched XYXY target of every anchor, per image.
             pos_mask (Tensor[N, R] of bool): the positive anchors.
             normalizer (float or Tensor[]): see :meth:`__call__`.
+            head (nn.Module or None): see :meth:`__call__`.
+            image_sizes (Tensor[N, 2] or None): (height, width) of each image, on any device
+                (:func:`step_image_sizes`); needed by MPDIoU only.
         """
         positives = pos_mask.nonzero(as_tuple=True)  # once for the three gathers
         all_anchors = Boxes.cat(anchors).tensor.expand(len(gt_boxes), -1, -1)
+        image_size = None
+        if image_sizes is not None:
+            image_size = image_sizes.to(pos_mask.device, non_blocking=True)[positives[0]]
         return self(
             all_anchors[positives],
             cat(pred_anchor_deltas, dim=1)[positives],
             torch.stack(gt_boxes)[positives],
             normalizer,
+            head=head,
+            image_size=image_size,
         )
+
+    def _running_mean(self, head, pred, target):
+        """The running mean of 1 - IoU kept by ``head``, first updated with this step's positives
+        (over every process) when ``head`` is training.
+
+        Args:
+            head (nn.Module): the module with the buffer :data:`RUNNING_MEAN`.
+            pred, target (Tensor[R, 4]): this process's predicted and target XYXY boxes.
+
+        Returns:
+            Tensor[]: the buffer itself (updated in place; a step without any positive in the
+            global batch leaves it as it is).
+        """
+        if head is None or not hasattr(head, RUNNING_MEAN):
+            raise ValueError(
+                f"{self.loss_type} keeps a running mean of 1 - IoU: pass the head whose "
+                "register_state registered it"
+            )
+        mean = getattr(head, RUNNING_MEAN)
+        if head.training:
+            with torch.no_grad():
+                iou_loss = iou_per_pair(pred.detach(), target, self.params["eps"])
+                local = torch.stack([iou_loss.sum(), iou_loss.new_full((), iou_loss.numel())])
+                total, count = global_sum(local.double())
+                batch_mean = (total / count.clamp(min=1)).to(mean.dtype)
+                mean.copy_(torch.where(count > 0, mean.lerp(batch_mean, self.momentum), mean))
+        return mean
+
+
+def _check_momentum(loss_type, keeps_running_mean, momentum):
+    """ValueError unless ``momentum`` is a number in (0, 1] for a loss with a running mean, and
+    None for the others."""
+    if not keeps_running_mean:
+        if momentum is not None:
+            raise ValueError(f"{loss_type} keeps no running mean: momentum must be None")
+        return
+    if momentum is None:
+        raise ValueError(
+            f"{loss_type} keeps a running mean of 1 - IoU and needs its momentum; the paper's "
+            "rule ties it to the training length: momentum=wiou_momentum(number of steps) "
+            f"(in a LazyConfig, use_box_loss(model, {loss_type!r}, "
+            "momentum=wiou_momentum(train.max_iter)))"
+        )
+    if isinstance(momentum, bool) or not isinstance(momentum, Real) or not 0 < momentum <= 1:
+        raise ValueError(f"momentum of {loss_type} must be a number in (0, 1], got {momentum!r}")
 
 
 def _at_least_one(normalizer):

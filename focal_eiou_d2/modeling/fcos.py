@@ -8,7 +8,7 @@ from detectron2.structures import Boxes
 from detectron2.utils.events import get_event_storage
 from fvcore.nn import sigmoid_focal_loss
 
-from .box_loss import BoxRegressionLoss
+from .box_loss import BoxRegressionLoss, step_image_sizes
 
 # FCOS's box loss in Detectron2 (and in the FCOS paper's released code).
 DEFAULT_LOSS = "giou"
@@ -27,7 +27,12 @@ class FocalEIoUFCOS(FCOS):
 
     Detectron2 builds FCOS from LazyConfig only; so does this class (``configs/lazy/``, or
     ``focal_eiou_d2.lazy.use_box_loss`` on any FCOS LazyConfig).
+
+    As in :class:`FocalEIoURetinaNet`, a loss's training state is a buffer of this model, and a
+    loss that takes each box's image size gets the size of the positive's own image.
     """
+
+    step_image_sizes = None  # the batch's image sizes during a training step, for MPDIoU
 
     def __init__(self, *, box_loss=None, box_reg_loss_weight=1.0, **kwargs):
         """
@@ -40,9 +45,15 @@ class FocalEIoUFCOS(FCOS):
         super().__init__(**kwargs)
         box_loss = box_loss or BoxRegressionLoss(DEFAULT_LOSS)
         self.box_loss = box_loss.for_head(self.box2box_transform, "sum_of_weights")
+        self.box_loss.register_state(self)
         self.box_reg_loss_weight = box_reg_loss_weight
         # As in FocalEIoURetinaNet: a buffer, so that checkpoints keep the moving average.
         self.register_buffer("loss_normalizer", torch.tensor(300.0))
+
+    def forward_training(self, images, features, predictions, gt_instances):
+        """``FCOS.forward_training``, with the images' sizes at hand for the box loss."""
+        with step_image_sizes(self, images.image_sizes):
+            return super().forward_training(images, features, predictions, gt_instances)
 
     def losses(
         self, anchors, pred_logits, gt_labels, pred_anchor_deltas, gt_boxes, pred_centerness
@@ -66,7 +77,13 @@ class FocalEIoUFCOS(FCOS):
         )
         gt_tensors = [b.tensor if isinstance(b, Boxes) else b for b in gt_boxes]
         loss_box_reg = self.box_loss.dense(
-            anchors, pred_anchor_deltas, gt_tensors, pos_mask, normalizer
+            anchors,
+            pred_anchor_deltas,
+            gt_tensors,
+            pos_mask,
+            normalizer,
+            head=self,
+            image_sizes=self.step_image_sizes,
         )
         ctrness_targets = self.compute_ctrness_targets(anchors, gt_boxes)  # (N, R)
         pred_centerness = torch.cat(pred_centerness, dim=1).squeeze(dim=2)  # (N, R)

@@ -8,7 +8,7 @@ from detectron2.modeling import META_ARCH_REGISTRY, RetinaNet
 from detectron2.utils.events import get_event_storage
 from fvcore.nn import sigmoid_focal_loss
 
-from .box_loss import BoxRegressionLoss, loss_weight_from_config
+from .box_loss import BoxRegressionLoss, loss_weight_from_config, step_image_sizes
 
 
 @META_ARCH_REGISTRY.register()
@@ -25,7 +25,12 @@ class FocalEIoURetinaNet(RetinaNet):
     ``sigmoid_focal_loss_jit``: TorchScript's profiling executor switches the scripted version to
     other kernels after its first calls, so a resumed process would round differently from an
     uninterrupted one.
+
+    A loss with training state (Wise-IoU v3's running mean) keeps it as a buffer of this model;
+    a loss that takes each box's image size (MPDIoU) gets the size of the positive's own image.
     """
+
+    step_image_sizes = None  # the batch's image sizes during a training step, for MPDIoU
 
     @configurable
     def __init__(self, *, box_loss, box_reg_loss_weight=1.0, **kwargs):
@@ -41,6 +46,7 @@ class FocalEIoURetinaNet(RetinaNet):
         # buffer it is saved, so a resumed training continues exactly where it stopped.
         self.register_buffer("loss_normalizer", torch.tensor(100.0))
         self.box_loss = box_loss.for_head(self.box2box_transform, "sum_of_weights")
+        self.box_loss.register_state(self)
         self.box_reg_loss_weight = box_reg_loss_weight
 
     @classmethod
@@ -52,6 +58,11 @@ class FocalEIoURetinaNet(RetinaNet):
         ret["box_loss"] = box_loss
         ret["box_reg_loss_weight"] = loss_weight_from_config(cfg, "RETINANET")
         return ret
+
+    def forward_training(self, images, features, predictions, gt_instances):
+        """``RetinaNet.forward_training``, with the images' sizes at hand for the box loss."""
+        with step_image_sizes(self, images.image_sizes):
+            return super().forward_training(images, features, predictions, gt_instances)
 
     def losses(self, anchors, pred_logits, gt_labels, pred_anchor_deltas, gt_boxes):
         """Same inputs and outputs as ``RetinaNet.losses``; see the class docstring."""
@@ -72,7 +83,13 @@ class FocalEIoURetinaNet(RetinaNet):
             reduction="sum",
         )
         loss_box_reg = self.box_loss.dense(
-            anchors, pred_anchor_deltas, gt_boxes, pos_mask, normalizer
+            anchors,
+            pred_anchor_deltas,
+            gt_boxes,
+            pos_mask,
+            normalizer,
+            head=self,
+            image_sizes=self.step_image_sizes,
         )
         return {
             "loss_cls": loss_cls / normalizer,

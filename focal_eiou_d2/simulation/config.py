@@ -30,6 +30,10 @@ COORDINATE_LOSSES = ("smooth_l1", "focal_l1")
 
 DEFAULT_LOSSES = IOU_FAMILY + COORDINATE_LOSSES
 
+SIMULATED_LOSSES = tuple(name for name, spec in BOX_LOSSES.items() if not spec.head_inputs)
+"""The losses the simulation runs: every loss of the library but those that need inputs from a
+detection head (an image size, a running mean kept as training state)."""
+
 UPDATE_RULES = ("descent", "diou")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEVICE_TYPES = ("cpu", "cuda")
@@ -125,7 +129,7 @@ class SimulationConfig:
     losses: tuple[str, ...] = _option(
         DEFAULT_LOSSES,
         "--losses",
-        f"losses, run one after the other; among {', '.join(BOX_LOSSES)}",
+        f"losses, run one after the other; among {', '.join(SIMULATED_LOSSES)}",
         nargs="+",
         metavar="LOSS",
     )
@@ -230,9 +234,9 @@ class SimulationConfig:
         self._validate_device()
 
     def _validate_losses(self) -> None:
-        unknown = [name for name in self.losses if name not in BOX_LOSSES]
+        unknown = [name for name in self.losses if name not in SIMULATED_LOSSES]
         if not self.losses or unknown or len(set(self.losses)) != len(self.losses):
-            self._fail("losses", f"distinct names among {', '.join(BOX_LOSSES)}", self.losses)
+            self._fail("losses", f"distinct names among {', '.join(SIMULATED_LOSSES)}", self.losses)
         valid = isinstance(self.loss_params, Mapping)
         valid = valid and all(isinstance(params, Mapping) for params in self.loss_params.values())
         self._check("loss_params", valid, "a mapping {loss: {parameter: value}}")

@@ -197,8 +197,12 @@ def coco_dataset_options(coco_datasets):
     return options
 
 
-def quickstart(config_file, opts, output_dir, coco_options):
+def quickstart(config_file, opts, output_dir, coco_options, log_file=None):
     """Train and evaluate one config in a fresh process (the quickstart job).
+
+    Args:
+        log_file (str or None): where the process's output goes (appended); None: to this
+            process's output.
 
     Returns:
         dict: its saved results (``quickstart_results.json``).
@@ -210,11 +214,17 @@ def quickstart(config_file, opts, output_dir, coco_options):
     command += ["--config-file", config_file, "--output", output_dir]
     command += ["--num-visualizations", "0", *opts]
     try:
-        subprocess.run(command, check=True)
+        if log_file is None:
+            subprocess.run(command, check=True)
+        else:
+            os.makedirs(os.path.dirname(log_file) or ".", exist_ok=True)
+            with open(log_file, "a") as log:
+                subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT)
     except subprocess.CalledProcessError as error:
+        where = "above" if log_file is None else f"in {log_file}"
         raise CommandError(
             f"the training in {output_dir} failed (exit status {error.returncode}; its output "
-            "above says why)"
+            f"{where} says why)"
         ) from None
     with open(os.path.join(output_dir, RESULTS_FILE)) as f:
         return json.load(f)
@@ -239,7 +249,7 @@ def train(run, config_file, opts, base, output_dir, coco_options):
     return quickstart(config_file, [*opts, *run.opts(base, run_dir)], run_dir, coco_options)
 
 
-def pretrained_backbone(pretrain, output_dir, coco_options, train_it):
+def pretrained_backbone(pretrain, output_dir, coco_options, train_it, opts=(), log_file=None):
     """The backbone every run starts from: the ``.pth`` file ``pretrain``, or the pretraining
     config ``pretrain`` trained once, in <output_dir>/pretrain, and exported as
     <output_dir>/pretrain/backbone.pth.
@@ -249,6 +259,8 @@ def pretrained_backbone(pretrain, output_dir, coco_options, train_it):
         output_dir (str): the ablation's output folder.
         coco_options (list[str]): see :func:`coco_dataset_options`.
         train_it (bool): train the pretraining if it has not finished (else raise).
+        opts (list[str]): overrides of the pretraining config.
+        log_file (str or None): where the pretraining's output goes (see :func:`quickstart`).
 
     Returns:
         tuple[str, str]: the backbone file and its sha256 (the runs' fingerprint includes it).
@@ -271,7 +283,7 @@ def pretrained_backbone(pretrain, output_dir, coco_options, train_it):
             raise OutputDirError(f"the pretraining in {folder} has not finished")
         print(f"[ablate] {folder}: pretraining the backbone", flush=True)
     if train_it:
-        quickstart(pretrain, [], folder, coco_options)  # reused when finished
+        quickstart(pretrain, list(opts), folder, coco_options, log_file)  # reused when finished
     backbone = os.path.join(folder, "backbone.pth")
     if not os.path.isfile(backbone):
         export_weights(final, backbone, BACKBONE_PREFIX)

@@ -17,7 +17,7 @@ from detectron2.engine import default_argument_parser
 from detectron2.utils import comm
 from detectron2.utils.file_io import PathManager
 
-from focal_eiou_d2.data import add_coco_dataset_argument, dataset_classes
+from focal_eiou_d2.data import add_coco_dataset_argument, dataset_classes, prepare_datasets
 from focal_eiou_d2.engine import (
     OutputDirError,
     WeightsError,
@@ -27,7 +27,7 @@ from focal_eiou_d2.engine import (
     resolve_config_file,
 )
 from focal_eiou_d2.engine.consensus import main_decides
-from focal_eiou_d2.engine.run_dir import read_manifest, run_classes
+from focal_eiou_d2.engine.run_dir import check_output_dir, read_manifest, run_classes
 
 # The file in which Detectron2's default_setup saves the config of a run (either kind).
 SAVED_CONFIG = "config.yaml"
@@ -165,9 +165,11 @@ def check_before_launch(args):
     checkpointer = DetectionCheckpointer(torch.nn.Module(), save_dir=config.output_dir)
     if config.weights and not (args.resume and checkpointer.has_checkpoint()):
         check_weights_file(config.weights, config.WEIGHTS_KEY)
-    if args.machine_rank != 0:
-        return config
-    claim_output_dir(config, force=args.force, classes=dataset_classes(config.train_datasets))
+    prepare_datasets(names)  # once per machine, not by every process at once
+    if args.machine_rank == 0:
+        claim_output_dir(config, force=args.force, classes=dataset_classes(config.train_datasets))
+    else:  # the first machine claims the folder; the others refuse what it refuses
+        check_output_dir(config, force=args.force)
     if checkpointer.has_checkpoint() and not (args.resume or args.force):
         raise OutputDirError(
             f"{config.output_dir} already holds a run of this config; pass --resume to continue "

@@ -219,3 +219,31 @@ def test_check_command(coco_files, tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("shapes_val: error: --coco-dataset shapes_val ")
     assert err[1].startswith(f"gone: error: image folder {tmp_path / 'gone'} (of {json_file})")
+
+
+def test_a_dataset_checked_by_the_launcher_is_not_checked_again_by_its_processes(
+    coco_files, unregister, monkeypatch
+):
+    """Validation once per machine: the processes a launcher starts inherit its environment,
+    which records the datasets it checked (until their JSON changes)."""
+    monkeypatch.delenv(coco_module.CHECKED_VARIABLE, raising=False)
+    json_file, image_root = coco_files
+    dataset = CocoDataset("mine_checked", json_file, image_root)
+    unregister.append(dataset.name)
+    register_coco_datasets([dataset])  # the launcher checks it
+    checked_metadata = dict(MetadataCatalog.get(dataset.name).as_dict())
+    for catalog in (DatasetCatalog, MetadataCatalog):
+        catalog.remove(dataset.name)  # as in a new process started by the launcher
+
+    def no_second_check(*args):
+        raise AssertionError("the dataset was checked again")
+
+    monkeypatch.setattr(coco_module, "check_coco_dataset", no_second_check)
+    register_coco_datasets([dataset])
+    assert dict(MetadataCatalog.get(dataset.name).as_dict()) == checked_metadata
+    for catalog in (DatasetCatalog, MetadataCatalog):
+        catalog.remove(dataset.name)
+    stat = os.stat(json_file)
+    os.utime(json_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # the JSON changed
+    with pytest.raises(AssertionError, match="checked again"):
+        register_coco_datasets([dataset])

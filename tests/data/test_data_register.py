@@ -17,6 +17,7 @@ from focal_eiou_d2.data import (
     DEFAULT_NAMES,
     DEFAULT_SPEC,
     dataset_dir,
+    prepare_datasets,
     register_shapes,
 )
 from focal_eiou_d2.data.writer import split_paths
@@ -136,3 +137,17 @@ def test_bitmask_mapper(registered):
     assert isinstance(instances.gt_masks, BitMasks)
     mask_boxes = instances.gt_masks.get_bounding_boxes().tensor
     torch.testing.assert_close(mask_boxes, instances.gt_boxes.tensor)
+
+
+def test_prepare_datasets_generates_the_named_splits_once_before_training(tmp_path, tiny_spec):
+    names = ("prepared_shapes_train", "prepared_shapes_val")
+    register_shapes(names, tiny_spec, root=str(tmp_path))
+    try:
+        directory = dataset_dir(tiny_spec, str(tmp_path))
+        prepare_datasets([names[0], "coco_2017_val"])  # a dataset not generated is left alone
+        assert os.path.isfile(split_paths(directory, "train")[0])
+        assert not os.path.exists(split_paths(directory, "val")[0])
+    finally:
+        for name in names:
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)

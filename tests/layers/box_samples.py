@@ -2,6 +2,16 @@
 
 import torch
 
+from focal_eiou_d2.layers import BOX_LOSSES
+
+# What a detection head would pass to the losses that need more than the boxes.
+HEAD_INPUTS = {"image_size": (480.0, 640.0), "iou_loss_mean": 0.5}
+
+
+def head_inputs(name: str) -> dict:
+    """The inputs of :data:`HEAD_INPUTS` that the loss ``name`` needs (none for most losses)."""
+    return {key: HEAD_INPUTS[key] for key in BOX_LOSSES[name].head_inputs}
+
 
 def random_pairs(num_pairs: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Random valid XYXY pairs in float64: half perturbed copies of the target (overlapping), half

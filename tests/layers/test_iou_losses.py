@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from box_samples import random_pairs
+from box_samples import head_inputs, random_pairs
 from torchvision.ops import (
     box_iou,
     complete_box_iou_loss,
@@ -127,7 +127,7 @@ def test_hand_derived_values(case, name):
 @pytest.mark.parametrize("name", list(BOX_LOSSES))
 def test_identical_boxes_give_zero(name):
     boxes = torch.tensor([[0.0, 0.0, 4.0, 4.0], [10.0, 20.0, 310.0, 90.0]], requires_grad=True)
-    loss = BOX_LOSSES[name].fn(boxes, boxes.detach().clone())
+    loss = BOX_LOSSES[name].fn(boxes, boxes.detach().clone(), **head_inputs(name))
     (grad,) = torch.autograd.grad(loss.sum(), boxes)
     # 1 - IoU = eps / (area + eps) <= 1e-7 / 16.
     torch.testing.assert_close(loss, torch.zeros_like(loss), rtol=0, atol=1e-7)
@@ -154,7 +154,7 @@ def test_inverted_boxes_are_finite(name):
     target = torch.tensor(
         [[0.0, 0.0, 4.0, 4.0], [4.0, 4.0, 2.0, 2.0], [2.0, 6.0, 3.0, 1.0]], requires_grad=True
     )
-    loss = BOX_LOSSES[name].fn(pred, target)
+    loss = BOX_LOSSES[name].fn(pred, target, **head_inputs(name))
     grads = torch.autograd.grad(loss.sum(), [pred, target])
     assert torch.isfinite(loss).all() and (loss >= 0).all()
     assert all(torch.isfinite(grad).all() for grad in grads)

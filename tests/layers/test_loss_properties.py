@@ -1,10 +1,13 @@
 import torch
+from box_samples import head_inputs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from focal_eiou_d2.layers import BOX_LOSSES, box_regression_loss, eiou_loss
 
-BOX_LOSS_CALLS = [(name, {}) for name, spec in BOX_LOSSES.items() if spec.on_boxes] + [
+BOX_LOSS_CALLS = [
+    (name, head_inputs(name)) for name, spec in BOX_LOSSES.items() if spec.on_boxes
+] + [
     ("focal_eiou", {"detach_weight": False}),
     ("focal_eiou", {"gamma": 2.0}),
 ]

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from box_samples import head_inputs
 
 from focal_eiou_d2.layers import BOX_LOSSES, box_regression_loss, eiou_loss
 
@@ -40,7 +41,9 @@ def test_bfloat16_is_computed_in_float32():
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_output_and_gradients(name, dtype):
     pred = torch.tensor(WIDE_PRED, dtype=dtype, requires_grad=True)
-    loss = box_regression_loss(name, pred, torch.tensor(WIDE_TARGET, dtype=dtype))
+    loss = box_regression_loss(
+        name, pred, torch.tensor(WIDE_TARGET, dtype=dtype), **head_inputs(name)
+    )
     (grad,) = torch.autograd.grad(loss.sum(), pred)
     assert loss.dtype == torch.float32 and grad.dtype == dtype
     assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
@@ -49,7 +52,7 @@ def test_half_precision_output_and_gradients(name, dtype):
 @pytest.mark.parametrize("name", list(BOX_LOSSES))
 def test_float64_stays_float64(name):
     pred = torch.tensor(WIDE_PRED, dtype=torch.float64)
-    assert box_regression_loss(name, pred, pred + 1).dtype == torch.float64
+    assert box_regression_loss(name, pred, pred + 1, **head_inputs(name)).dtype == torch.float64
 
 
 @pytest.mark.parametrize("name", list(BOX_LOSSES))
@@ -75,7 +78,7 @@ def test_degenerate_boxes_are_finite(name):
         ],
         requires_grad=True,
     )
-    loss = box_regression_loss(name, pred, target)
+    loss = box_regression_loss(name, pred, target, **head_inputs(name))
     grads = torch.autograd.grad(loss.sum(), [pred, target])
     assert torch.isfinite(loss).all() and (loss >= 0).all()
     assert all(torch.isfinite(grad).all() for grad in grads)
@@ -84,7 +87,9 @@ def test_degenerate_boxes_are_finite(name):
 @pytest.mark.parametrize("name,reduction", NAME_REDUCTIONS)
 def test_empty_input(name, reduction):
     pred = torch.zeros(0, 4, requires_grad=True)
-    loss = box_regression_loss(name, pred, torch.zeros(0, 4), reduction=reduction)
+    loss = box_regression_loss(
+        name, pred, torch.zeros(0, 4), reduction=reduction, **head_inputs(name)
+    )
     if reduction == "none":
         assert loss.shape == (0,)
         return
@@ -98,7 +103,7 @@ def test_no_data_dependent_python_code(name, reduction):
     # Meta tensors carry no data: any .item() or branch on tensor values would raise here.
     pred = torch.empty(8, 4, device="meta", requires_grad=True)
     target = torch.empty(8, 4, device="meta")
-    params = {"detach_weight": False} if name == "focal_eiou" else {}
+    params = {"detach_weight": False} if name == "focal_eiou" else head_inputs(name)
     loss = box_regression_loss(name, pred, target, reduction=reduction, **params)
     loss.sum().backward()
     assert pred.grad.shape == (8, 4)
@@ -112,6 +117,7 @@ def test_no_host_device_sync_on_cuda(name, reduction):
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        box_regression_loss(name, pred, target, reduction=reduction).sum().backward()
+        loss = box_regression_loss(name, pred, target, reduction=reduction, **head_inputs(name))
+        loss.sum().backward()
     finally:
         torch.cuda.set_sync_debug_mode("default")

@@ -3,6 +3,7 @@ import inspect
 
 import pytest
 import torch
+from box_samples import head_inputs
 
 from focal_eiou_d2.layers import (
     BOX_LOSSES,
@@ -29,7 +30,9 @@ BOX_NAMES = [
     "siou",
     "shape_iou",
     "wiou_v1",
+    "wiou_v3",
     "alpha_iou",
+    "mpdiou",
     "inner_iou",
     "nwd",
 ]
@@ -104,8 +107,9 @@ def test_dispatch_matches_direct_calls(reduction):
 
 @pytest.mark.parametrize("name", BOX_NAMES + COORDINATE_NAMES)
 def test_shapes(name):
-    assert box_regression_loss(name, PRED, TARGET).shape == (1, 2)
-    assert box_regression_loss(name, PRED, TARGET, "mean").shape == ()
+    inputs = head_inputs(name)
+    assert box_regression_loss(name, PRED, TARGET, **inputs).shape == (1, 2)
+    assert box_regression_loss(name, PRED, TARGET, "mean", **inputs).shape == ()
 
 
 def test_coordinate_losses_sum_over_last_dim():
@@ -127,8 +131,24 @@ def test_defaults_are_those_of_the_function(name):
 @pytest.mark.parametrize("name", BOX_NAMES + COORDINATE_NAMES)
 def test_per_pair_form_is_the_checked_function_unreduced(name):
     spec = BOX_LOSSES[name]
-    per_pair = spec.per_pair(PRED, TARGET, **check_box_loss(name, {}))
-    torch.testing.assert_close(per_pair, spec.fn(PRED, TARGET, reduction="none"))
+    inputs = head_inputs(name)
+    per_pair = spec.per_pair(PRED, TARGET, **check_box_loss(name, {}), **inputs)
+    torch.testing.assert_close(per_pair, spec.fn(PRED, TARGET, reduction="none", **inputs))
+
+
+def test_head_inputs_are_passed_at_every_call_not_parameters():
+    assert BOX_LOSSES["mpdiou"].head_inputs == ("image_size",)
+    assert BOX_LOSSES["wiou_v3"].head_inputs == ("iou_loss_mean",)
+    assert BOX_LOSSES["wiou_v3"].params == ("alpha", "delta", "eps")
+    assert [name for name, spec in BOX_LOSSES.items() if spec.head_inputs] == ["wiou_v3", "mpdiou"]
+    with pytest.raises(ValueError, match="does not take \\['image_size'\\]"):
+        check_box_loss("mpdiou", {"image_size": (10, 10)})
+    with pytest.raises(ValueError, match="does not take \\['iou_loss_mean'\\]"):
+        check_box_loss("wiou_v3", {"iou_loss_mean": 0.5})
+    with pytest.raises(TypeError, match="needs \\['image_size'\\] at every call"):
+        box_regression_loss("mpdiou", PRED, TARGET)
+    with pytest.raises(TypeError, match="does not accept \\['image_size'\\]"):
+        box_regression_loss("giou", PRED, TARGET, image_size=(10, 10))
 
 
 def test_check_box_loss_fills_defaults_and_names_the_bad_parameter():

@@ -24,7 +24,24 @@ TRAINING_STEPS = [
         if architecture not in ("retinanet", "faster_rcnn")
         for loss in ("smooth_l1", "giou", "focal_eiou")
     ),
+    # The losses with head inputs (an image size, a running mean) in the heads not covered above.
+    *(
+        (architecture, loss)
+        for architecture in ("fcos", "cascade_rcnn")
+        for loss in ("mpdiou", "wiou_v3")
+    ),
 ]
+
+
+# The modules that own a box loss in each architecture: the dense model; the RPN and the box
+# predictor (one per Cascade stage).
+EXPECTED_RUNNING_MEANS = {
+    "retinanet": 1,
+    "fcos": 1,
+    "faster_rcnn": 2,
+    "mask_rcnn": 2,
+    "cascade_rcnn": 4,
+}
 
 
 @pytest.mark.parametrize("architecture, loss_type", TRAINING_STEPS)
@@ -39,6 +56,12 @@ def test_training_step_is_finite(architecture, loss_type, event_storage):
     sum(losses.values()).backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
+    # Every head's running mean of 1 - IoU (wiou_v3) has moved from its initial 1.
+    running_means = [b for name, b in model.named_buffers() if name.endswith("iou_loss_mean")]
+    assert len(running_means) == (
+        EXPECTED_RUNNING_MEANS[architecture] if loss_type == "wiou_v3" else 0
+    )
+    assert all(torch.isfinite(b) and b != 1 for b in running_means)
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)

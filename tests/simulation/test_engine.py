@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from focal_eiou_d2.layers import BOX_LOSSES
 from focal_eiou_d2.simulation import DEFAULT_LOSSES, SimulationConfig, run_experiment
+from focal_eiou_d2.simulation.config import SIMULATED_LOSSES
 from focal_eiou_d2.simulation.engine import regress
 from focal_eiou_d2.simulation.losses import SimulationLoss, effective_params
 from focal_eiou_d2.simulation.metrics import MetricRecorder
@@ -31,7 +31,7 @@ def test_schedule_steps_at_the_rounded_milestones():
     assert rates == [1.0, 0.5, 0.5, 0.25, 0.25, 0.25]
 
 
-@pytest.mark.parametrize("name", sorted(BOX_LOSSES))
+@pytest.mark.parametrize("name", sorted(SIMULATED_LOSSES))
 def test_every_loss_lowers_the_error(name):
     result = run_experiment(SimulationConfig(losses=(name,), **TINY), progress=False)
     error = result["losses"][name]["error"]

@@ -296,3 +296,18 @@ def test_a_yaml_config_on_several_cpu_processes_is_one_line(train_net, tmp_path)
     argv = ["--num-gpus", "2", "--config-file", CONFIG, "MODEL.DEVICE", "cpu"]
     line = error_line(train_net, "train_net.py", [*argv, "OUTPUT_DIR", str(tmp_path)])
     assert "needs CUDA, which is unavailable" in line or "a YAML config trains several" in line
+
+
+@pytest.mark.slow
+def test_a_machine_that_does_not_claim_the_folder_refuses_what_the_first_refuses(
+    finished_lazy_run, monkeypatch
+):
+    """Machines other than the first check the output folder too, before they start, so that a
+    refusal stops them instead of leaving them at the rendezvous."""
+    from focal_eiou_d2.tools import train_command
+
+    folder, argv = finished_lazy_run
+    monkeypatch.setattr(train_command, "check_process_count", lambda *counts: None)
+    argv = ["--num-machines", "2", "--machine-rank", "1", *argv, "train.seed=7"]  # another config
+    with pytest.raises(OutputDirError, match="holds a run of another config"):
+        train_command.check_before_launch(train_command.parse_training_args(argv))
