@@ -7,7 +7,9 @@ settles what carries gradient: in v1 only the denominator C_w^2 + C_h^2 is detac
 outlier degree beta is.
 
 The running mean of 1 - IoU that v3 needs is training state: the caller keeps it (updating it with
-:func:`wiou_momentum`'s momentum) and passes it in; these functions never update it.
+:func:`wiou_momentum`'s momentum) and passes it in; these functions never update it. The detection
+heads keep it as a buffer and update it before computing the loss, which then uses the updated
+mean, as the authors' code does (focal_eiou_d2/modeling/box_loss.py).
 """
 
 import math

@@ -107,7 +107,7 @@ def step_image_sizes(head, image_sizes, repeats=None):
         return
     sizes = torch.tensor(image_sizes, dtype=torch.float32).reshape(-1, 2)  # (N, 2)
     if repeats is not None:
-        sizes = sizes.repeat_interleave(torch.tensor(repeats), dim=0)  # (R, 2)
+        sizes = sizes.repeat_interleave(torch.tensor(repeats, dtype=torch.long), dim=0)  # (R, 2)
     head.step_image_sizes = sizes
     try:
         yield
@@ -292,7 +292,10 @@ class BoxRegressionLoss:
             target = self.box2box_transform.get_deltas(anchors, gt_boxes)
         if self.takes_image_size:
             if image_size is None:
-                raise ValueError(f"{self.loss_type} needs the image size of each box")
+                raise ValueError(
+                    f"{self.loss_type} needs the image size of each box, which a head of this "
+                    "package passes in its training forward (step_image_sizes)"
+                )
             params = {**self.params, "image_size": image_size}
         elif self.momentum is not None:
             params = {**self.params, RUNNING_MEAN: self._running_mean(head, pred, target)}

@@ -42,7 +42,7 @@ from focal_eiou_d2 import ignore_torch_jit_deprecation
 ignore_torch_jit_deprecation()  # raised by Detectron2 0.6's first import under recent PyTorch
 
 from focal_eiou_d2.data import add_coco_dataset_argument  # noqa: E402
-from focal_eiou_d2.engine import OutputDirError, WeightsError, load_run_config  # noqa: E402
+from focal_eiou_d2.engine import OutputDirError, load_run_config  # noqa: E402
 from focal_eiou_d2.engine.checkpoint import export_weights  # noqa: E402
 from focal_eiou_d2.engine.fingerprint import fingerprint  # noqa: E402
 from focal_eiou_d2.engine.run_dir import lock_output_dir  # noqa: E402
@@ -183,23 +183,24 @@ def backbone_of_weights(weights, output_dir):
 
     Raises:
         FileNotFoundError: ``weights`` does not exist.
-        WeightsError: it is not a Detectron2 checkpoint with such entries.
+        WeightsError: it is not a Detectron2 checkpoint (``{"model": ...}``) with such entries.
     """
     if not os.path.isfile(weights):
         raise FileNotFoundError(f"--pretrain {weights}: no such weights file")
     target = os.path.join(output_dir, "backbone", "backbone.pth")
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    try:
-        export_weights(weights, target, BACKBONE_PREFIX)
-    except KeyError:
-        raise WeightsError(
-            f"--pretrain {weights}: not a Detectron2 checkpoint (no 'model' entry)"
-        ) from None
+    export_weights(weights, target, BACKBONE_PREFIX)
     return target
 
 
 class Pretraining:
-    """The shared backbone of ``--pretrain``: a config to train once, or a checkpoint's ResNet.
+    """The shared backbone of ``--pretrain``: a config to train once with smooth L1, or the
+    ResNet of a checkpoint.
+
+    Attributes:
+        backbone (tuple[str, str] or None): the backbone file and its sha256; None while the
+            pretraining is due.
+        due (bool): the pretraining has not finished.
 
     Args:
         args (argparse.Namespace): the parsed command line.
@@ -208,53 +209,115 @@ class Pretraining:
 
     def __init__(self, args, coco_options):
         self.output, self.coco_options = args.output, coco_options
-        self.source = args.pretrain
-        self.is_config = not args.pretrain.endswith(".pth")
-        self.opts = []
-        if self.is_config:
+        self.source, self.opts, self.iterations = args.pretrain, [], None
+        if args.pretrain.endswith(".pth"):
+            self.source = backbone_of_weights(args.pretrain, args.output)
+        else:
             config = load_run_config(args.pretrain, args.opts, coco_datasets=args.coco_datasets)
             self.opts = [*args.opts, *config.loss_overrides(PRETRAIN_LOSS)]
             self.iterations = schedule(config)[0]
-        else:
-            self.source = backbone_of_weights(args.pretrain, args.output)
         self.log_file = os.path.join(args.output, "logs", "pretrain.log")
-
-    def finished(self):
-        """The backbone file and its sha256 if it exists, else None (the pretraining is due)."""
         try:
-            return pretrained_backbone(self.source, self.output, self.coco_options, False)
+            self.backbone = pretrained_backbone(self.source, self.output, coco_options, False)
         except OutputDirError:
-            return None
+            self.backbone = None
+        self.due = self.backbone is None
+
+    def describe(self):
+        """The backbone in words, for the plan."""
+        if self.due:
+            return f"pretraining {self.source} with smooth L1, {self.iterations} iterations"
+        return f"{self.backbone[0]} (sha256 {self.backbone[1][:16]})"
 
     def train(self):
-        """Trains the pretraining (or checks that the finished one is of this config).
+        """Trains the pretraining if it is due, else checks that the finished one is of this
+        config (a changed config is an error, as in any output folder).
 
         Returns:
             tuple[str, str]: the backbone file and its sha256.
         """
-        return pretrained_backbone(
+        if self.due:
+            print(f"[rank] pretraining the shared backbone (log: {self.log_file})", flush=True)
+        self.backbone = pretrained_backbone(
             self.source, self.output, self.coco_options, True, self.opts, self.log_file
         )
+        self.due = False
+        return self.backbone
 
 
-def describe_plan(args, base, runs, finished, estimate):
-    """The plan's lines: runs, schedule, shared backbone, estimated time."""
+def price(args, base, pretraining, coco_options):
+    """Times the warm-ups (the baseline's, and the pretraining's if it is due).
+
+    Returns:
+        tuple[float, float, Timing]: seconds of one run, seconds of the pretraining (0 if it is
+        not due), the runs' warm-up.
+    """
+    logs = os.path.join(args.output, "logs", "warmup.log")
+    folder = os.path.join(args.output, "warmup")
+    warm_opts = [*args.opts, *Run(Row(args.baseline), (), 0).opts(base, "unused")]
+    timing = warm_up(args.config_file, warm_opts, folder, coco_options, args.warmup_iters, logs)
+    pretrain_seconds = 0.0
+    if pretraining and pretraining.due:
+        warm = warm_up(
+            args.pretrain, pretraining.opts, folder, coco_options, args.warmup_iters, logs
+        )
+        pretrain_seconds = warm.estimate(pretraining.iterations)
+    return timing.estimate(schedule(base)[0]), pretrain_seconds, timing
+
+
+def seed_count(args, left, fixed, per_run, runs_to_train):
+    """``--seeds``, or the most seeds that fit ``--budget`` (``left`` seconds of it are left).
+
+    Raises:
+        ValueError: 2 seeds do not fit the budget (the message has the estimate).
+    """
+    if not args.budget:
+        return args.seeds or DEFAULT_SEEDS
+    seeds = largest_seed_count(left, fixed, per_run, runs_to_train)
+    if seeds is None:
+        pretraining = f", pretraining about {format_duration(fixed)}" if fixed else ""
+        raise ValueError(
+            f"--budget {args.budget:g} h does not fit 2 seeds of {len(args.losses)} losses: they "
+            f"take about {format_duration(fixed + per_run * runs_to_train(2))} "
+            f"({runs_to_train(2)} runs of about {format_duration(per_run)}{pretraining})"
+        )
+    return seeds
+
+
+def describe_plan(args, base, seeds, to_train, backbone, times):
+    """The plan's lines: runs, schedule, shared backbone, estimated time.
+
+    Args:
+        args (argparse.Namespace): the parsed command line.
+        base (YamlRunConfig or LazyRunConfig): the config, loaded with ``args.opts``.
+        seeds (int): the seed count.
+        to_train (int): runs without a result.
+        backbone (str or None): the shared backbone, in words.
+        times (tuple[float, float, Timing]): what :func:`price` returned.
+    """
+    per_run, fixed, timing = times
     iterations, batch = schedule(base)
+    runs = len(args.losses) * seeds
     losses = ", ".join(
         f"{loss} (baseline)" if loss == args.baseline else loss for loss in args.losses
     )
-    seeds = max(run.seed for run in runs) + 1
     lines = [
-        f"plan: {len(args.losses)} losses x {seeds} seeds = {len(runs)} runs, "
-        f"{len(runs) - finished} to train ({finished} finished earlier); losses: {losses}; "
-        f"seeds 0-{seeds - 1}, paired",
+        f"plan: {len(args.losses)} losses x {seeds} seeds = {runs} runs, {to_train} to train "
+        f"({runs - to_train} finished earlier); losses {losses}; seeds 0-{seeds - 1}, paired"
+        + (f" (the most that fit --budget {args.budget:g} h)" if args.budget else ""),
         f"schedule: {base.architecture}, {iterations} iterations of {batch} images per run; "
-        f"training data {', '.join(base.train_datasets)}, evaluation on "
+        f"trained on {', '.join(base.train_datasets)}, evaluated on "
         f"{', '.join(base.test_datasets)}",
     ]
-    if args.pretrain:
-        lines.append(f"shared backbone: {estimate['backbone']}")
-    lines.append(f"estimated time: {estimate['text']}")
+    if backbone:
+        lines.append(f"shared backbone: {backbone}")
+    pretraining = f", pretraining about {format_duration(fixed)}" if fixed else ""
+    lines.append(
+        f"estimated time: about {format_duration(fixed + per_run * to_train)} ({to_train} runs "
+        f"of about {format_duration(per_run)}{pretraining}; from a warm-up of "
+        f"{timing.iterations} iterations in {format_duration(timing.seconds)}, "
+        f"{timing.seconds_per_iteration:.2f} s per iteration)"
+    )
     return lines
 
 
@@ -281,80 +344,35 @@ def rank(argv):
     check_one_fingerprint(
         results_dir, fingerprint(protocol, base.device), backbone_known=not args.pretrain
     )
-    logs = os.path.join(args.output, "logs")
     pretraining = Pretraining(args, coco_options) if args.pretrain else None
-    backbone = pretraining.finished() if pretraining else None
 
-    def wanted_of(backbone_digest):
-        recorded = protocol + (f"{BACKBONE_TAG}{backbone_digest[:16]}" if backbone_digest else "")
-        return fingerprint(recorded, base.device)
+    def wanted_of(backbone):
+        tag = f"{BACKBONE_TAG}{backbone[1][:16]}" if backbone else ""
+        return fingerprint(protocol + tag, base.device)
 
-    pending = pretraining is not None and backbone is None
-    finished = (
-        set() if pending else set(load_results(results_dir, wanted_of(backbone and backbone[1]))[0])
-    )
-
-    print(f"[rank] timing a warm-up: {args.warmup_iters} iterations of {args.baseline}", flush=True)
-    warm_opts = [*args.opts, *Run(Row(args.baseline), (), 0).opts(base, "unused")]
-    folder = os.path.join(args.output, "warmup")
-    timing = warm_up(
-        args.config_file, warm_opts, folder, coco_options, args.warmup_iters,
-        os.path.join(logs, "warmup.log"),
-    )  # fmt: skip
-    per_run = timing.estimate(schedule(base)[0])
-    fixed, estimate = 0.0, {}
-    if pretraining and pending:
-        pretrain_timing = warm_up(
-            args.pretrain, [*pretraining.opts, *base.override(base.SEED_KEY, 0)], folder,
-            coco_options, args.warmup_iters, os.path.join(logs, "warmup.log"),
-        )  # fmt: skip
-        fixed = pretrain_timing.estimate(pretraining.iterations)
-        estimate["backbone"] = (
-            f"pretraining {args.pretrain} with smooth L1 ({pretraining.iterations} iterations), "
-            f"about {format_duration(fixed)}"
+    finished = set()
+    if not (pretraining and pretraining.due):
+        finished = set(
+            load_results(results_dir, wanted_of(pretraining and pretraining.backbone))[0]
         )
-    elif pretraining:
-        estimate["backbone"] = f"{backbone[0]} (sha256 {backbone[1][:16]})"
 
     def runs_to_train(count):
         return sum(run.name not in finished for run in plan(rows, [], range(count)))
 
-    seeds = args.seeds or DEFAULT_SEEDS
-    if args.budget:
-        left = args.budget * 3600 - (time.monotonic() - start)
-        seeds = largest_seed_count(left, fixed, per_run, runs_to_train)
-        if seeds is None:
-            needed = fixed + per_run * runs_to_train(2)
-            raise ValueError(
-                f"--budget {args.budget:g} h does not fit 2 seeds of {len(rows)} losses: they "
-                f"take about {format_duration(needed)} ({runs_to_train(2)} runs of about "
-                f"{format_duration(per_run)}"
-                + (f", pretraining about {format_duration(fixed)}" if fixed else "")
-                + ")"
-            )
-    runs = plan(rows, [], range(seeds))
-    total = fixed + per_run * runs_to_train(seeds)
-    estimate["text"] = (
-        f"about {format_duration(total)}: {runs_to_train(seeds)} runs of about "
-        f"{format_duration(per_run)}"
-        + (" plus the pretraining" if fixed else "")
-        + f", from a warm-up of {timing.iterations} iterations in "
-        f"{format_duration(timing.seconds)} ({timing.seconds_per_iteration:.2f} s per iteration)"
-    )
-    for line in describe_plan(args, base, runs, len(runs) - runs_to_train(seeds), estimate):
+    times = price(args, base, pretraining, coco_options)
+    left = (args.budget or 0) * 3600 - (time.monotonic() - start)
+    seeds = seed_count(args, left, times[1], times[0], runs_to_train)
+    backbone = pretraining and pretraining.describe()
+    for line in describe_plan(args, base, seeds, runs_to_train(seeds), backbone, times):
         print(f"[rank] {line}", flush=True)
 
     opts = list(args.opts)
     if pretraining:
-        if pending:
-            print(
-                f"[rank] pretraining the shared backbone (log: {pretraining.log_file})", flush=True
-            )
-        backbone = pretraining.train()
-        opts += base.override(base.WEIGHTS_KEY, backbone[0])
-    wanted = wanted_of(backbone and backbone[1])
+        opts += base.override(base.WEIGHTS_KEY, pretraining.train()[0])
+    wanted = wanted_of(pretraining and pretraining.backbone)
     check_one_fingerprint(results_dir, wanted)
     records = load_results(results_dir, wanted)[0]
+    runs = plan(rows, [], range(seeds))
     train_runs(args, base, runs, records, opts, coco_options, results_dir, wanted)
 
     meta = {
@@ -367,7 +385,8 @@ def rank(argv):
         "schedule": "{} iterations of {} images per run".format(*schedule(base)),
         "seeds": list(range(seeds)),
         "seeds_text": f"0-{seeds - 1}",
-        "backbone": backbone and {"file": backbone[0], "sha256": backbone[1]},
+        "backbone": pretraining
+        and dict(zip(("file", "sha256"), pretraining.backbone, strict=True)),
         "fingerprint": wanted,
     }
     report = build_report(runs, records, args.baseline, base, meta)

@@ -115,6 +115,51 @@ def by_loss_and_seed(runs, records):
     return found
 
 
+def rank_by_ap(losses, results):
+    """The losses by mean AP, best first, each with its AP difference to the baseline and to the
+    loss ranked below it, paired by seed.
+
+    Args:
+        losses (list[dict]): the report's entries of the losses.
+        results (dict[str, dict[int, dict]]): result records by loss and seed.
+
+    Returns:
+        list[dict]: ``rank``, ``loss``, ``AP`` (mean and std), ``vs_baseline`` and ``vs_next``
+        (see :func:`compare`, with the next ``loss``; None for the last).
+    """
+    ranked = sorted(losses, key=lambda entry: -entry["metrics"]["AP"]["mean"])
+    ap = {
+        loss: {seed: r["bbox"]["AP"] for seed, r in found.items()}
+        for loss, found in results.items()
+    }
+    ranking = []
+    for place, entry in enumerate(ranked):
+        below = ranked[place + 1]["loss"] if place + 1 < len(ranked) else None
+        ranking.append(
+            {
+                "rank": place + 1,
+                "loss": entry["loss"],
+                "AP": entry["metrics"]["AP"],
+                "vs_baseline": entry["vs_baseline"]["AP"],
+                "vs_next": below and {"loss": below, **compare(ap[entry["loss"]], ap[below])},
+            }
+        )
+    return ranking
+
+
+def closest_unresolved(ranking, baseline):
+    """Of the ranking's unresolved differences of at least 2 pairs (to the next loss and to the
+    baseline), the one of the smallest mean, as ``loss``, ``other`` and :func:`compare`'s
+    entries; None if every difference is resolved."""
+    pairs = [(i["loss"], i["vs_next"]["loss"], i["vs_next"]) for i in ranking if i["vs_next"]]
+    pairs += [(i["loss"], baseline, i["vs_baseline"]) for i in ranking if i["loss"] != baseline]
+    unresolved = [p for p in pairs if not p[2]["resolved"] and p[2]["pairs"] >= 2]
+    closest = min(unresolved, key=lambda p: abs(p[2]["difference"]), default=None)
+    if closest is None:
+        return None
+    return {**closest[2], "loss": closest[0], "other": closest[1]}
+
+
 def build_report(runs, records, baseline, config, meta):
     """The report of the finished runs.
 
@@ -150,22 +195,8 @@ def build_report(runs, records, baseline, config, meta):
             for metric in METRICS
         }
         losses.append(entry)
-    ranked = sorted(losses, key=lambda e: -e["metrics"]["AP"]["mean"])
-    ranking = []
-    for place, entry in enumerate(ranked):
-        item = {"rank": place + 1, "loss": entry["loss"], "AP": entry["metrics"]["AP"]}
-        item["vs_baseline"] = entry["vs_baseline"]["AP"]
-        item["vs_next"] = None
-        if place + 1 < len(ranked):
-            below = ranked[place + 1]
-            ap = {seed: results[entry["loss"]][seed]["bbox"]["AP"] for seed in entry["seeds"]}
-            below_ap = {seed: results[below["loss"]][seed]["bbox"]["AP"] for seed in below["seeds"]}
-            item["vs_next"] = {"loss": below["loss"], **compare(ap, below_ap)}
-        ranking.append(item)
-    pairs = [(i["loss"], i["vs_next"]["loss"], i["vs_next"]) for i in ranking if i["vs_next"]]
-    pairs += [(i["loss"], baseline, i["vs_baseline"]) for i in ranking if i["loss"] != baseline]
-    unresolved = [p for p in pairs if not p[2]["resolved"] and p[2]["pairs"] >= 2]
-    closest = min(unresolved, key=lambda p: abs(p[2]["difference"]), default=None)
+    ranking = rank_by_ap(losses, results)
+    closest = closest_unresolved(ranking, baseline)
     winner = ranking[0]["loss"] if ranking else None
     language, lines = switch_lines(config, winner) if winner else (None, None)
     return {
@@ -174,9 +205,7 @@ def build_report(runs, records, baseline, config, meta):
         "confidence": CONFIDENCE,
         "losses": losses,
         "ranking": ranking,
-        "closest_unresolved": (
-            None if closest is None else {"loss": closest[0], "other": closest[1], **closest[2]}
-        ),
+        "closest_unresolved": closest,
         "winner": {"loss": winner, "language": language, "config_lines": lines},
     }
 
@@ -209,7 +238,9 @@ def format_report(report):
         "",
         f"Model: {report['model']}, trained on {', '.join(report['train_datasets'])}; "
         f"{report['schedule']}. Runs paired by seed (seeds {report['seeds_text']}). "
-        f"Fingerprint: {report['fingerprint']}.",
+        "Fingerprint: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(report["fingerprint"].items()))
+        + ".",
         "",
         f"Command: `{report['command']}`",
         "",
@@ -283,7 +314,15 @@ def _conclusions(report, label):
     if not ranking:
         return ["No finished run."]
     first = ranking[0]
-    text = f"First: {label[first['loss']]}."
+    text = f"First: {label[first['loss']]}"
+    if first["loss"] == report["baseline"]:
+        text += ", the baseline."
+    else:
+        against = first["vs_baseline"]
+        text += (
+            f", {_delta(against)} AP over {label.get(report['baseline'], report['baseline'])} "
+            f"({verdict(against)})."
+        )
     if first["vs_next"]:
         below = first["vs_next"]
         if below["resolved"]:

@@ -13,6 +13,7 @@ from detectron2.data import DatasetCatalog
 from tiny_models import LAZY_SMOKE_OPTS, REPO
 
 from focal_eiou_d2.engine import load_run_config
+from focal_eiou_d2.layers import wiou_momentum
 from focal_eiou_d2.lazy_config import box_loss_nodes, use_box_loss
 from focal_eiou_d2.modeling import (
     BoxRegressionLoss,
@@ -90,6 +91,18 @@ def test_box_loss_weight_and_parameters():
     model.backbone.bottom_up.stages.norm = model.backbone.bottom_up.stem.norm = "BN"
     built = instantiate(model)
     assert built.box_loss.params["gamma"] == 1.0 and built.box_reg_loss_weight == 1.5
+
+
+def test_wiou_v3_momentum_is_given_explicitly():
+    model = model_zoo.get_config("common/models/retinanet.py").model
+    use_box_loss(model, "wiou_v3", momentum=wiou_momentum(500), delta=2.5)
+    loss = instantiate(model.box_loss)
+    assert loss.momentum == wiou_momentum(500) and loss.params["delta"] == 2.5
+    use_box_loss(model, "wiou_v3")
+    with pytest.raises(ValueError, match="needs its momentum"):
+        instantiate(model.box_loss)
+    use_box_loss(model, "eiou")
+    assert "momentum" not in model.box_loss
 
 
 def test_loss_is_found_in_the_model_and_overridden():

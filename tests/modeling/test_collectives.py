@@ -70,3 +70,47 @@ def test_no_host_device_sync_on_cuda(eq11_form):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert torch.isfinite(value).item() and deltas.grad.abs().sum().item() > 0
+
+
+def test_wiou_running_mean_is_reduced_on_the_data_device(monkeypatch):
+    device = torch.device("meta")
+    all_reduce = DeviceCheckingAllReduce(device)
+    monkeypatch.setattr(torch.distributed, "all_reduce", all_reduce)
+    monkeypatch.setattr(comm, "get_world_size", lambda: WORLD_SIZE)
+    loss = BoxRegressionLoss("wiou_v3", Box2BoxTransform((1.0, 1.0, 1.0, 1.0)), momentum=0.1)
+    head = torch.nn.Module()
+    loss.register_state(head)
+    head.to(device)
+    anchors, deltas, targets = pairs(8, device)
+    value = loss(anchors, deltas, targets, torch.tensor(8.0, device=device), head=head)
+    assert all_reduce.calls == 1
+    assert value.device == device and head.iou_loss_mean.device == device
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("loss_type", ["mpdiou", "wiou_v3"])
+def test_head_inputs_add_no_host_device_sync_on_cuda(loss_type):
+    anchors, deltas, targets = pairs(4096, torch.device("cuda"))
+    momentum = 0.1 if loss_type == "wiou_v3" else None
+    loss = BoxRegressionLoss(loss_type, Box2BoxTransform((1.0, 1.0, 1.0, 1.0)), momentum=momentum)
+    head = torch.nn.Module()
+    loss.register_state(head)
+    head.to("cuda")
+    image_sizes = torch.tensor([[480.0, 640.0], [600.0, 400.0]])  # on the host, as heads have them
+    image_of_pair = torch.arange(4096, device="cuda") % 2
+    normalizer = torch.tensor(4096.0, device="cuda")
+
+    def step():
+        image_size = image_sizes.to("cuda", non_blocking=True)[image_of_pair]
+        value = loss(anchors, deltas, targets, normalizer, head=head, image_size=image_size)
+        value.backward()
+        return value
+
+    step()  # CUDA's lazy set-up is not checked
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        value = step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(value).item() and deltas.grad.abs().sum().item() > 0
