@@ -314,7 +314,7 @@ def describe_plan(args, base, seeds, to_train, backbone, times):
     pretraining = f", pretraining about {format_duration(fixed)}" if fixed else ""
     lines.append(
         f"estimated time: about {format_duration(fixed + per_run * to_train)} ({to_train} runs "
-        f"of about {format_duration(per_run)}{pretraining}; from a warm-up of "
+        f"of about {format_duration(per_run)}{pretraining}; from a warm-up: "
         f"{timing.iterations} iterations in {format_duration(timing.seconds)}, "
         f"{timing.seconds_per_iteration:.2f} s per iteration)"
     )

@@ -74,8 +74,9 @@ def switch_lines(config, loss):
         tuple[str, str]: (language of the code block, its lines).
     """
     if config.kind == "lazy":
-        return "python", (
-            "from focal_eiou_d2.lazy_config import use_box_loss\n" f'use_box_loss(model, "{loss}")'
+        return (
+            "python",
+            f'from focal_eiou_d2.lazy_config import use_box_loss\nuse_box_loss(model, "{loss}")',
         )
     overrides = config.loss_overrides(loss)
     lines, opened = [], []
@@ -266,7 +267,7 @@ def format_report(report):
     if winner["loss"]:
         lines += [
             "",
-            f"## Switching a model to {label[winner['loss']]}",
+            f"## Switching a model to the first: {label[winner['loss']]}",
             "",
             f"In a config of this model ({report['model']}), with the paper's box-loss weight:",
             "",
@@ -328,7 +329,9 @@ def _conclusions(report, label):
         if below["resolved"]:
             text += f" Its lead over {label[below['loss']]} is resolved."
         else:
-            text += f" Its lead over {label[below['loss']]} is not resolved: {verdict(below)}."
+            seeds = below["seeds_to_resolve"]
+            need = f" (about {seeds} seeds would resolve it)" if seeds else ""
+            text += f" Its lead over {label[below['loss']]} is not resolved{need}."
     lines = [text]
     closest = report["closest_unresolved"]
     if closest:

@@ -90,7 +90,7 @@ def warm_up(config_file, opts, folder, coco_options, iterations, log_file):
             return Timing(**json.load(f))
     run_dir = os.path.join(folder, digest)
     shutil.rmtree(run_dir, ignore_errors=True)  # an untimed earlier warm-up would be reused
-    print(f"[rank] timing a warm-up of {iterations} iterations (log: {log_file})", flush=True)
+    print(f"[rank] timing a warm-up: {iterations} iterations (log: {log_file})", flush=True)
     start = time.monotonic()
     quickstart(config_file, warm_opts, run_dir, coco_options, log_file)
     seconds = time.monotonic() - start

@@ -76,7 +76,7 @@ def test_unknown_parameter_is_named():
 @pytest.mark.parametrize("name", [name for name in BOX_LOSSES if name != "focal_eiou"])
 def test_weighted_reduction_only_for_focal_eiou(name):
     with pytest.raises(ValueError, match="weighted"):
-        box_regression_loss(name, PRED, TARGET, reduction="weighted")
+        box_regression_loss(name, PRED, TARGET, reduction="weighted", **head_inputs(name))
 
 
 def test_direct_calls_reject_weighted_and_unknown_reductions():

@@ -5,18 +5,18 @@ interruption without training its finished runs again."""
 import json
 import math
 import subprocess
-import sys
 
 import pytest
 import torch
 from coco_tiny import write_coco_tiny
-from tiny_models import REPO, SMOKE_OPTS
+from tiny_models import SMOKE_OPTS
 
 from focal_eiou_d2.engine import WeightsError, load_run_config
 from focal_eiou_d2.evaluation.statistics import student_t_quantile
 from focal_eiou_d2.tools import rank
+from focal_eiou_d2.tools.cli import CommandError
 from focal_eiou_d2.tools.rank_report import build_report, format_report, switch_lines
-from focal_eiou_d2.tools.run_store import Row, plan
+from focal_eiou_d2.tools.run_store import Row, plan, quickstart
 from focal_eiou_d2.tools.run_timing import Timing, largest_seed_count
 
 CONFIG = "configs/quickstart/retinanet_R_18_FPN_shapes.yaml"
@@ -118,16 +118,15 @@ def test_ranks_on_a_coco_dataset_and_resumes(tmp_path, capsys):
     argv += ["--coco-dataset", "rank_val", val_json, val_images]
     argv += ["--output", str(output), "--warmup-iters", "1", *SMALL]
     argv += ["DATASETS.TRAIN", "('rank_train',)", "DATASETS.TEST", "('rank_val',)"]
-    command = [sys.executable, "-m", "focal_eiou_d2.tools.rank", *argv]
-    first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert first.returncode == 0, first.stderr[-3000:]
-    lines = first.stdout.splitlines()
+    rank.main(argv)  # in this process: the trainings are processes of their own anyway
+    first = capsys.readouterr().out
+    lines = first.splitlines()
     plan_line = next(i for i, line in enumerate(lines) if line.startswith("[rank] plan: "))
     assert "2 losses x 2 seeds = 4 runs, 4 to train" in lines[plan_line]
     assert lines[plan_line + 2].startswith("[rank] estimated time: about ")
-    assert "timing a warm-up of 1 iterations" in first.stdout
-    assert first.stdout.count(": training (log: ") == 4
-    assert "[#####" in first.stdout and "4/4 runs" in first.stdout
+    assert "timing a warm-up: 1 iterations" in first
+    assert first.count(": training (log: ") == 4
+    assert "[#####" in first and "4/4 runs" in first
     report = json.loads((output / "report.json").read_text())
     assert [entry["seeds"] for entry in report["losses"]] == [[0, 1], [0, 1]]
     assert report["ranking"][0]["vs_next"]["pairs"] == 2
@@ -137,7 +136,6 @@ def test_ranks_on_a_coco_dataset_and_resumes(tmp_path, capsys):
     # interrupted before eiou seed 1 recorded its result: only that run trains again
     (output / "results" / "eiou__seed1.json").unlink()
     (output / "runs" / "eiou__seed1" / "quickstart_results.json").unlink()
-    capsys.readouterr()
     rank.main(argv)
     second = capsys.readouterr().out
     assert second.count(": training (log: ") == 1 and "eiou__seed1: training" in second
@@ -176,3 +174,15 @@ def test_counts_and_losses_are_checked(options, message, capsys):
     with pytest.raises(SystemExit):
         rank.parse_args(["--config-file", CONFIG, *options])
     assert message in capsys.readouterr().err
+
+
+def test_a_failed_training_points_to_its_log(tmp_path, monkeypatch):
+    def run(command, check, stdout, stderr):
+        stdout.write("the training's own error\n")
+        raise subprocess.CalledProcessError(1, command)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    log = tmp_path / "logs" / "eiou__seed0.log"
+    with pytest.raises(CommandError, match=f"exit status 1; its output in {log} says why"):
+        quickstart(CONFIG, [], str(tmp_path / "run"), [], str(log))
+    assert log.read_text() == "the training's own error\n"
