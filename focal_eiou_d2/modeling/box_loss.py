@@ -43,6 +43,7 @@ from focal_eiou_d2.layers import (
     wiou_momentum,
 )
 from focal_eiou_d2.layers.iou_losses import iou_per_pair
+from focal_eiou_d2.layers.loss_utils import upcast_float
 
 EQ11_FORMS = ("sum_of_weights", "mean_weight")
 
@@ -285,7 +286,9 @@ class BoxRegressionLoss:
             distributed training with Eq. 11 or Wise-IoU v3: every process must make it).
         """
         if self.on_boxes:
-            pred = self.box2box_transform.apply_deltas(pred_deltas, anchors)
+            # Decoded in float32 or wider: Detectron2's Box2BoxTransformLinear (FCOS) decodes in
+            # the deltas' dtype, which under AMP rounds pixel coordinates by up to a few pixels.
+            pred = self.box2box_transform.apply_deltas(upcast_float(pred_deltas), anchors)
             target = gt_boxes
         else:
             pred = pred_deltas

@@ -8,6 +8,7 @@ from detectron2.structures import Boxes
 from tiny_models import build_tiny_model
 
 from focal_eiou_d2.layers import box_regression_loss, focal_eiou_loss
+from focal_eiou_d2.modeling import BoxRegressionLoss
 
 # Hand-built pairs: anchors (or proposals), their targets, and predicted deltas.
 ANCHORS = torch.tensor(
@@ -156,3 +157,25 @@ def test_rpn_box_loss_matches_library(loss_type, event_storage):
         expected = expected_sum(loss_type, rpn.box2box_transform, *pairs) / normalizer
     weight = rpn.loss_weight["loss_rpn_loc"]
     torch.testing.assert_close(losses["loss_rpn_loc"], weight * expected)
+
+
+def test_fcos_boxes_are_decoded_in_float32_under_amp():
+    """Detectron2's Box2BoxTransformLinear decodes in the deltas' dtype: under AMP (bf16, fp16)
+    that rounds pixel coordinates before the float32 loss, and overflows fp16 when a head
+    diverges. The loss decodes them in float32: the same value as float32 deltas, finite."""
+    from detectron2.modeling.box_regression import Box2BoxTransformLinear
+
+    torch.manual_seed(0)
+    transform = Box2BoxTransformLinear(normalize_by_size=True)
+    centres = torch.rand(256, 2) * 240 + 8
+    anchors = torch.cat([centres - 8, centres + 8], dim=1)
+    deltas = (torch.rand(256, 4) * 3 + 0.5).to(torch.bfloat16)
+    near = transform.apply_deltas(deltas.float(), anchors) + 0.25  # targets close to the boxes
+    loss = BoxRegressionLoss("eiou").for_head(transform, "sum_of_weights")
+    reference = loss(anchors, deltas.float(), near, 100.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast = loss(anchors, deltas, near, 100.0)
+    assert autocast.dtype == torch.float32
+    torch.testing.assert_close(autocast, reference, rtol=1e-3, atol=0)
+    diverged = torch.full((256, 4), 5000.0, dtype=torch.float16)  # x 16 px overflows fp16
+    assert torch.isfinite(loss(anchors, diverged, near, 100.0))
