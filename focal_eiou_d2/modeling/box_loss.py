@@ -87,6 +87,20 @@ def global_sum(values):
     return values
 
 
+def global_sum_and_count(values):
+    """The sum and the number of ``values`` over the global batch, in float64.
+
+    Args:
+        values (Tensor[R]): this process's values.
+
+    Returns:
+        tuple[Tensor[], Tensor[]]: their sum and their count over every process (see
+        :func:`global_sum`), on ``values.device``.
+    """
+    local = torch.stack([values.sum(), values.new_full((), values.numel())])
+    return global_sum(local.double())
+
+
 @contextlib.contextmanager
 def step_image_sizes(head, image_sizes, repeats=None):
     """Make the batch's image sizes ``head.step_image_sizes`` for the calls within, when the
@@ -308,8 +322,7 @@ class BoxRegressionLoss:
             return self.per_pair(pred, target, **params).sum() / _at_least_one(normalizer)
         eiou, weight = focal_eiou_terms(pred, target, **self.params)
         with torch.no_grad():
-            local = torch.stack([weight.sum(), weight.new_full((), weight.numel())])
-            weight_sum, count = global_sum(local.double())
+            weight_sum, count = global_sum_and_count(weight)
         loss = normalize_by_weights((weight * eiou).sum(), weight_sum)  # Eq. 11
         if self.eq11_form == "sum_of_weights":
             # Times the number of processes, which DDP's gradient averaging divides out again.
@@ -374,8 +387,7 @@ class BoxRegressionLoss:
         if head.training:
             with torch.no_grad():
                 iou_loss = iou_per_pair(pred.detach(), target, self.params["eps"])
-                local = torch.stack([iou_loss.sum(), iou_loss.new_full((), iou_loss.numel())])
-                total, count = global_sum(local.double())
+                total, count = global_sum_and_count(iou_loss)
                 batch_mean = (total / count.clamp(min=1)).to(mean.dtype)
                 mean.copy_(torch.where(count > 0, mean.lerp(batch_mean, self.momentum), mean))
         return mean
