@@ -27,6 +27,7 @@ from detectron2.data import build_detection_test_loader
 from detectron2.modeling import META_ARCH_REGISTRY, RetinaNet, build_model
 
 from focal_eiou_d2 import add_focal_eiou_config
+from focal_eiou_d2.config import DIGEST_NEUTRAL_KEYS
 from focal_eiou_d2.data import dataset_classes, num_classes_for, register_coco_datasets
 from focal_eiou_d2.layers import get_box_loss
 from focal_eiou_d2.lazy_config import box_loss_nodes
@@ -202,10 +203,14 @@ class RunConfig:
         config = type(self)(copy.deepcopy(self.cfg), self.config_file)
         config._unfreeze()
         config.set(self.OUTPUT_KEY, "")
+        config._drop_neutral_keys()
         return hashlib.sha256(config.text().encode()).hexdigest()[:16]
 
     def _unfreeze(self):
         """Make a copy of the config writable (a YAML config defrosts)."""
+
+    def _drop_neutral_keys(self):
+        """Remove from a copy the keys that leave the digest as it was before they existed."""
 
 
 class YamlRunConfig(RunConfig):
@@ -245,6 +250,14 @@ class YamlRunConfig(RunConfig):
 
     def _unfreeze(self):
         self.cfg.defrost()
+
+    def _drop_neutral_keys(self):
+        defaults = get_cfg()
+        add_focal_eiou_config(defaults)
+        keys = self.cfg.MODEL.FOCAL_EIOU
+        for key in DIGEST_NEUTRAL_KEYS:
+            if key in keys and keys[key] == defaults.MODEL.FOCAL_EIOU[key]:
+                del keys[key]
 
     @staticmethod
     def override(key, value):

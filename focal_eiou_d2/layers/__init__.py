@@ -3,13 +3,8 @@ the box-loss zoo (SIoU, Shape-IoU, Wise-IoU, Alpha-IoU, MPDIoU, Inner-IoU, NWD).
 
 from .alpha_iou import alpha_iou_loss
 from .balanced_l1 import balanced_l1_loss
-from .focal_eiou import (
-    focal_eiou_loss,
-    focal_eiou_star_loss,
-    focal_eiou_terms,
-    focal_eiou_v1_loss,
-    normalize_by_weights,
-)
+from .focal import normalize_by_weights
+from .focal_eiou import focal_eiou_loss, focal_eiou_star_loss, focal_eiou_terms, focal_eiou_v1_loss
 from .focal_l1 import focal_l1_loss
 from .inner_iou import inner_iou_loss
 from .iou_losses import (

@@ -5,6 +5,7 @@ As in :mod:`.iou_losses`, each loss has a public, checked form and an unchecked 
 
 import torch
 
+from .focal import FOCAL_REDUCTIONS, focal_reduce, focal_terms
 from .focal_l1 import focal_l1
 from .hyperparams import (
     EPS,
@@ -17,10 +18,7 @@ from .hyperparams import (
     check_gamma,
 )
 from .iou_losses import eiou_and_iou
-from .loss_utils import REDUCTIONS, check_reduction, reduce_loss
-
-FOCAL_EIOU_REDUCTIONS = REDUCTIONS + ("weighted",)
-"""Reductions of :func:`focal_eiou_loss`: "weighted" is Eq. 11."""
+from .loss_utils import check_reduction, reduce_loss
 
 
 def focal_eiou_loss(
@@ -49,14 +47,12 @@ def focal_eiou_loss(
     Returns:
         Tensor: shape (...) for "none", else a scalar.
     """
-    check_reduction(reduction, FOCAL_EIOU_REDUCTIONS)
+    check_reduction(reduction, FOCAL_REDUCTIONS)
     check_gamma(gamma)
     check_eps(eps)
     check_flag("detach_weight", detach_weight)
     eiou, weight = focal_eiou_terms(boxes1, boxes2, gamma, eps, detach_weight)
-    if reduction == "weighted":
-        return normalize_by_weights((weight * eiou).sum(), weight.sum())
-    return reduce_loss(weight * eiou, reduction)  # Eq. 10
+    return focal_reduce(eiou, weight, reduction)
 
 
 def focal_eiou_terms(
@@ -74,9 +70,7 @@ def focal_eiou_terms(
     Returns:
         tuple[Tensor, Tensor]: L_EIoU and W, both of shape (...).
     """
-    eiou, iou = eiou_and_iou(boxes1, boxes2, eps)
-    weight = iou.detach() ** gamma if detach_weight else iou.clamp(min=eps) ** gamma
-    return eiou, weight
+    return focal_terms(eiou_and_iou, boxes1, boxes2, gamma, detach_weight, eps=eps)
 
 
 def focal_eiou_per_pair(
@@ -89,24 +83,6 @@ def focal_eiou_per_pair(
     """Per-pair Focal-EIoU loss W * L_EIoU (Eq. 10), unchecked; see :func:`focal_eiou_loss`."""
     eiou, weight = focal_eiou_terms(boxes1, boxes2, gamma, eps, detach_weight)
     return weight * eiou
-
-
-def normalize_by_weights(weighted_loss_sum: torch.Tensor, weight_sum: torch.Tensor) -> torch.Tensor:
-    """Eq. 11: sum_i W_i * L_i / sum_i W_i, from the two sums; 0, graph kept, when every weight
-    is 0 (the numerator is then 0 as well).
-
-    The detection heads pass the weight sum of the global batch (all processes); no branch on a
-    tensor value, so nothing is read back to the host.
-
-    Args:
-        weighted_loss_sum (Tensor[]): sum_i W_i * L_i.
-        weight_sum (Tensor[]): sum_i W_i >= 0.
-
-    Returns:
-        Tensor[]: the weighted mean, in the dtype of ``weighted_loss_sum``.
-    """
-    denominator = torch.where(weight_sum > 0, weight_sum, torch.ones_like(weight_sum))
-    return weighted_loss_sum / denominator.to(weighted_loss_sum.dtype)
 
 
 def focal_eiou_v1_loss(

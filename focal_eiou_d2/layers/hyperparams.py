@@ -15,6 +15,9 @@ EPS = 1e-7
 FOCAL_EIOU_GAMMA = 0.5
 """gamma of Focal-EIoU (Eq. 10) and of Focal-EIoU* (Sec. 5.4.4): the paper's value."""
 
+FOCAL_GAMMA = 0.0
+"""gamma of the focal weight IoU^gamma (Eq. 10) as an option of the other IoU losses: 0, off."""
+
 FOCAL_EIOU_DETACH_WEIGHT = True
 """Whether Focal-EIoU's weight IoU^gamma is a constant of the graph (no gradient through it)."""
 
@@ -112,6 +115,9 @@ INNER_IOU_RATIO = 0.7
 
 INNER_IOU_BASES = ("iou", "giou", "diou", "ciou", "eiou", "siou")
 """The losses Inner-IoU can extend."""
+
+INNER_IOU_BASE = "iou"
+"""The loss Inner-IoU extends by default: the IoU loss, as in the paper's Eq. 16-17."""
 
 SHAPE_IOU_SCALE = 0.0
 """scale of Shape-IoU: 0 gives equal weights to the two axes."""

@@ -3,7 +3,7 @@
 import torch
 
 REDUCTIONS = ("none", "sum", "mean")
-"""Reductions of every loss; focal_eiou also has "weighted" (Eq. 11)."""
+"""Reductions of every loss; those with the focal weight also have "weighted" (Eq. 11)."""
 
 
 def upcast_float(tensor: torch.Tensor) -> torch.Tensor:
@@ -25,7 +25,10 @@ def compute_dtype(tensor: torch.Tensor) -> torch.dtype:
 def check_reduction(reduction: str, allowed: tuple[str, ...] = REDUCTIONS) -> None:
     """Raise ValueError unless ``reduction`` is one of ``allowed``."""
     if reduction not in allowed:
-        hint = " ('weighted', Eq. 11, is only supported by focal_eiou)"
+        hint = (
+            " ('weighted', Eq. 11, needs the focal weight: focal_eiou_loss, or "
+            "box_regression_loss(name, ..., gamma=...) for another IoU loss)"
+        )
         raise ValueError(
             f"reduction must be one of {allowed}, got {reduction!r}"
             + (hint if reduction == "weighted" else "")

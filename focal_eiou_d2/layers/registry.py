@@ -5,10 +5,15 @@ named functions do. A detection head instead validates once, when it is built
 (:func:`check_box_loss`), and then calls the loss's unchecked per-pair form
 (:attr:`BoxLossSpec.per_pair`) at every step, adding the inputs only a head can supply
 (:attr:`BoxLossSpec.head_inputs`: each box's image size, a running mean kept as training state).
+
+Every IoU-family loss but NWD and the Wise-IoU versions also takes Eq. 10's focal weight IoU^gamma
+(:mod:`.focal`): ``gamma`` (default 0, off) and ``detach_weight``, and the reduction "weighted"
+(Eq. 11), so that Focal-SIoU is ``box_regression_loss("siou", pred, target, gamma=0.5,
+reduction="weighted")``.
 """
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from types import MappingProxyType
 
@@ -17,8 +22,8 @@ import torch
 from . import hyperparams
 from .alpha_iou import alpha_iou_loss, alpha_iou_per_pair
 from .balanced_l1 import balanced_l1_elementwise, balanced_l1_loss
+from .focal import FOCAL_REDUCTIONS, focal_per_pair, focal_reduce, focal_terms, with_iou
 from .focal_eiou import (
-    FOCAL_EIOU_REDUCTIONS,
     focal_eiou_loss,
     focal_eiou_per_pair,
     focal_eiou_star_loss,
@@ -33,6 +38,7 @@ from .iou_losses import (
     ciou_per_pair,
     diou_loss,
     diou_per_pair,
+    eiou_and_iou,
     eiou_loss,
     eiou_per_pair,
     giou_loss,
@@ -85,6 +91,11 @@ class BoxLossSpec:
             "image_size", each box's image size (height, width) as a tensor [..., 2] (MPDIoU);
             "iou_loss_mean", the running mean of 1 - IoU, training state the head keeps
             (Wise-IoU v3).
+        terms: for a loss with Eq. 10's focal weight, its two factors per pair, unchecked:
+            ``terms(pred, target, **params)`` gives (L, W = IoU^gamma), what Eq. 11 normalizes
+            over a batch; None for the other losses.
+        focal_optional: True when the focal weight is an option of the loss (``gamma`` 0 turns
+            it off); False for focal_eiou, whose weight is part of the loss.
     """
 
     fn: Callable[..., torch.Tensor]
@@ -94,6 +105,13 @@ class BoxLossSpec:
     checks: Mapping[str, Callable[[dict], None]]
     reductions: tuple[str, ...] = REDUCTIONS
     head_inputs: tuple[str, ...] = ()
+    terms: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None
+    focal_optional: bool = False
+
+    def is_focal(self, params: Mapping[str, object]) -> bool:
+        """Whether the loss with the checked ``params`` weights each pair by IoU^gamma, and a head
+        normalizes it by Eq. 11: focal_eiou always, the other IoU losses when gamma > 0."""
+        return self.terms is not None and (not self.focal_optional or params["gamma"] > 0)
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -113,6 +131,12 @@ def _value(check: Callable[[object], None]) -> Callable[[str, dict], None]:
 
 _EPS = ("eps", hyperparams.EPS, _value(hyperparams.check_eps))
 _GAMMA = ("gamma", hyperparams.FOCAL_EIOU_GAMMA, _value(hyperparams.check_gamma))
+_FOCAL_GAMMA = ("gamma", hyperparams.FOCAL_GAMMA, _value(hyperparams.check_gamma))
+_DETACH_WEIGHT = (
+    "detach_weight",
+    hyperparams.FOCAL_EIOU_DETACH_WEIGHT,
+    _value(partial(hyperparams.check_flag, "detach_weight")),
+)
 _FOCAL_L1_BETA = ("beta", hyperparams.FOCAL_L1_BETA, _value(hyperparams.check_focal_l1_beta))
 _THETA = ("theta", hyperparams.SIOU_THETA, _value(hyperparams.check_theta))
 
@@ -131,9 +155,19 @@ def _balanced_l1_param(name: str, default: float):
 
 
 def _spec(
-    fn, per_pair, *params, on_boxes=True, reductions=REDUCTIONS, head_inputs=()
+    fn, per_pair, *params, on_boxes=True, reductions=REDUCTIONS, head_inputs=(), focal=False
 ) -> BoxLossSpec:
-    """A :class:`BoxLossSpec` from ``(name, default, check)`` triples."""
+    """A :class:`BoxLossSpec` from ``(name, default, check)`` triples; ``focal``: the loss takes
+    the focal weight as an option (parameters ``gamma``, default 0, and ``detach_weight``)."""
+    terms = None
+    if focal:
+        params += (
+            ("gamma", hyperparams.FOCAL_GAMMA, _value(hyperparams.check_gamma)),
+            _DETACH_WEIGHT,
+        )
+        terms = partial(focal_terms, partial(with_iou, per_pair))
+        per_pair = partial(focal_per_pair, per_pair)
+        reductions = FOCAL_REDUCTIONS
     return BoxLossSpec(
         fn,
         per_pair,
@@ -142,32 +176,33 @@ def _spec(
         MappingProxyType({name: check for name, _, check in params}),
         reductions,
         head_inputs,
+        terms,
+        focal,
     )
 
 
 BOX_LOSSES: Mapping[str, BoxLossSpec] = MappingProxyType(
     {
-        "iou": _spec(iou_loss, iou_per_pair, _EPS),
-        "giou": _spec(giou_loss, giou_per_pair, _EPS),
-        "diou": _spec(diou_loss, diou_per_pair, _EPS),
-        "ciou": _spec(ciou_loss, ciou_per_pair, _EPS),
-        "eiou": _spec(eiou_loss, eiou_per_pair, _EPS),
-        "focal_eiou": _spec(
-            focal_eiou_loss,
-            focal_eiou_per_pair,
-            _GAMMA,
-            _EPS,
-            (
-                "detach_weight",
-                hyperparams.FOCAL_EIOU_DETACH_WEIGHT,
-                _value(partial(hyperparams.check_flag, "detach_weight")),
+        "iou": _spec(iou_loss, iou_per_pair, _EPS, focal=True),
+        "giou": _spec(giou_loss, giou_per_pair, _EPS, focal=True),
+        "diou": _spec(diou_loss, diou_per_pair, _EPS, focal=True),
+        "ciou": _spec(ciou_loss, ciou_per_pair, _EPS, focal=True),
+        "eiou": _spec(eiou_loss, eiou_per_pair, _EPS, focal=True),
+        "focal_eiou": replace(
+            _spec(
+                focal_eiou_loss,
+                focal_eiou_per_pair,
+                _GAMMA,
+                _EPS,
+                _DETACH_WEIGHT,
+                reductions=FOCAL_REDUCTIONS,
             ),
-            reductions=FOCAL_EIOU_REDUCTIONS,
+            terms=partial(focal_terms, eiou_and_iou),
         ),
         "focal_eiou_v1": _spec(focal_eiou_v1_loss, focal_eiou_v1_per_pair, _FOCAL_L1_BETA, _EPS),
         "focal_eiou_star": _spec(focal_eiou_star_loss, focal_eiou_star_per_pair, _GAMMA, _EPS),
         # The box-loss zoo (docs/losses.md).
-        "siou": _spec(siou_loss, siou_per_pair, _THETA, _EPS),
+        "siou": _spec(siou_loss, siou_per_pair, _THETA, _EPS, focal=True),
         "shape_iou": _spec(
             shape_iou_loss,
             shape_iou_per_pair,
@@ -178,6 +213,7 @@ BOX_LOSSES: Mapping[str, BoxLossSpec] = MappingProxyType(
             ),
             _THETA,
             _EPS,
+            focal=True,
         ),
         "wiou_v1": _spec(wiou_v1_loss, wiou_v1_per_pair, _EPS),
         "wiou_v3": _spec(
@@ -193,14 +229,18 @@ BOX_LOSSES: Mapping[str, BoxLossSpec] = MappingProxyType(
             alpha_iou_per_pair,
             _positive("alpha", hyperparams.ALPHA_IOU_ALPHA),
             _EPS,
+            focal=True,
         ),
-        "mpdiou": _spec(mpdiou_loss, mpdiou_per_pair, _EPS, head_inputs=("image_size",)),
+        "mpdiou": _spec(
+            mpdiou_loss, mpdiou_per_pair, _EPS, head_inputs=("image_size",), focal=True
+        ),
         "inner_iou": _spec(
             inner_iou_loss,
             inner_iou_per_pair,
             _positive("ratio", hyperparams.INNER_IOU_RATIO),
-            ("base", "iou", _value(hyperparams.check_inner_iou_base)),
+            ("base", hyperparams.INNER_IOU_BASE, _value(hyperparams.check_inner_iou_base)),
             _EPS,
+            focal=True,
         ),
         "nwd": _spec(nwd_loss, nwd_per_pair, _positive("constant", hyperparams.NWD_CONSTANT), _EPS),
         "smooth_l1": _spec(
@@ -308,6 +348,16 @@ def box_regression_loss(
             f"pred and target must have shape (..., 4), got {tuple(pred.shape)} and "
             f"{tuple(target.shape)}"
         )
+    if spec.focal_optional:
+        inputs = {key: params.pop(key) for key in spec.head_inputs}
+        hyper = check_box_loss(name, params)
+        gamma, detach_weight = hyper.pop("gamma"), hyper.pop("detach_weight")
+        checked = partial(spec.fn, reduction="none")  # checks the loss's own arguments
+        loss_and_iou = partial(with_iou, checked)
+        loss, weight = focal_terms(
+            loss_and_iou, pred, target, gamma, detach_weight, **hyper, **inputs
+        )
+        return focal_reduce(loss, weight, reduction)
     if spec.on_boxes:
         return spec.fn(pred, target, reduction=reduction, **params)
     per_coordinate = spec.fn(pred, target, reduction="none", **params)

@@ -1,11 +1,13 @@
 """The one place where Detectron2 heads turn box-regression deltas into a loss value.
 
-Focal-EIoU's batch normalization (Eq. 11) is decided here, not in the heads. It has two forms,
-set by the head that uses the loss (:meth:`BoxRegressionLoss.for_head`):
+Focal-EIoU's batch normalization (Eq. 11) is decided here, not in the heads, for focal_eiou and for
+every IoU loss given the focal weight IoU^gamma (``gamma`` > 0: Focal-SIoU, Focal-CIoU, ...). It
+has two forms, set by the head that uses the loss (:meth:`BoxRegressionLoss.for_head`):
 
 - ``"sum_of_weights"`` (RetinaNet, FCOS: heads normalized by their number of positives): the box
-  loss is ``sum_i W_i * L_EIoU_i / sum_i W_i`` over the positives of the global batch, with
-  ``W_i = IoU_i^gamma``; the head's own normalizer is not used.
+  loss is ``sum_i W_i * L_i / sum_i W_i`` over the positives of the global batch, with ``L_i``
+  the pair's loss (EIoU for focal_eiou) and ``W_i = IoU_i^gamma``; the head's own normalizer is
+  not used.
 - ``"mean_weight"`` (RPN, R-CNN box heads: normalized by their number of sampled anchors or
   regions): the weights ``W_i`` are divided by their mean over the positives of the global batch,
   and the head's normalizer is kept, so the loss keeps the head's scale.
@@ -35,9 +37,9 @@ from detectron2.structures import Boxes
 from detectron2.utils import comm
 
 from focal_eiou_d2.layers import (
+    BOX_LOSSES,
     BoxLossParameterError,
     check_box_loss,
-    focal_eiou_terms,
     get_box_loss,
     normalize_by_weights,
     wiou_momentum,
@@ -58,7 +60,7 @@ SMOOTH_L1_BETA_KEYS = {
 }
 
 # The loss parameters the MODEL.FOCAL_EIOU keys set: loss -> {parameter: key}.
-LOSS_PARAMETER_KEYS = {
+_OWN_PARAMETER_KEYS = {
     "focal_eiou": {"gamma": "GAMMA", "detach_weight": "DETACH_WEIGHT"},
     "focal_eiou_star": {"gamma": "GAMMA"},
     "focal_l1": {"beta": "FOCAL_L1_BETA"},
@@ -68,6 +70,19 @@ LOSS_PARAMETER_KEYS = {
         "gamma": "BALANCED_L1_GAMMA",
         "beta": "BALANCED_L1_BETA",
     },
+    "siou": {"theta": "SIOU_THETA"},
+    "shape_iou": {"scale": "SHAPE_IOU_SCALE", "theta": "SIOU_THETA"},
+    "wiou_v3": {"alpha": "WIOU_ALPHA", "delta": "WIOU_DELTA"},
+    "alpha_iou": {"alpha": "ALPHA_IOU_ALPHA"},
+    "inner_iou": {"ratio": "INNER_IOU_RATIO", "base": "INNER_IOU_BASE"},
+    "nwd": {"constant": "NWD_CONSTANT"},
+}
+# The focal weight of the IoU losses that take it as an option (Focal-SIoU, Focal-CIoU, ...).
+_FOCAL_WEIGHT_KEYS = {"gamma": "FOCAL_GAMMA", "detach_weight": "DETACH_WEIGHT"}
+LOSS_PARAMETER_KEYS = {
+    name: {**_OWN_PARAMETER_KEYS.get(name, {}), **(_FOCAL_WEIGHT_KEYS if focal else {})}
+    for name, focal in ((name, spec.focal_optional) for name, spec in BOX_LOSSES.items())
+    if name in _OWN_PARAMETER_KEYS or focal
 }
 
 
@@ -164,7 +179,8 @@ class BoxRegressionLoss:
                 binds its own (:meth:`for_head`).
             params (dict or None): keyword arguments of the loss, among
                 ``BOX_LOSSES[loss_type].params``; unset ones keep the library's defaults.
-            normalize_by_weights (bool): Eq. 11 normalization of focal_eiou.
+            normalize_by_weights (bool): Eq. 11 normalization of a loss with the focal weight
+                (focal_eiou; another IoU loss with gamma > 0).
             eq11_form (str): one of :data:`EQ11_FORMS`, see the module docstring; the heads of
                 this package set it.
             momentum (float or None): momentum m of the running mean of 1 - IoU, in (0, 1], for
@@ -188,9 +204,10 @@ class BoxRegressionLoss:
         self.loss_type = loss_type
         self.on_boxes = spec.on_boxes
         self.per_pair = spec.per_pair
+        self.terms = spec.terms
         self.box2box_transform = box2box_transform
         self.normalize_by_weights = normalize_by_weights
-        self.weighted = loss_type == "focal_eiou" and normalize_by_weights
+        self.weighted = normalize_by_weights and spec.is_focal(self.params)
         self.eq11_form = eq11_form
 
     @classmethod
@@ -199,7 +216,8 @@ class BoxRegressionLoss:
 
         Every MODEL.FOCAL_EIOU key is checked, used by this loss or not, so that a bad value
         fails when the model is built. A loss with a running mean (Wise-IoU v3) gets the momentum
-        of the paper's rule over the whole training, ``wiou_momentum(SOLVER.MAX_ITER)``.
+        MODEL.FOCAL_EIOU.WIOU_MOMENTUM, or when that is 0 the paper's rule over the whole
+        training, ``wiou_momentum(SOLVER.MAX_ITER)``.
 
         Args:
             cfg (CfgNode): the config.
@@ -244,8 +262,17 @@ class BoxRegressionLoss:
                 "MODEL.FOCAL_EIOU.NORMALIZE_BY_WEIGHTS must be true or false, got "
                 f"{keys.NORMALIZE_BY_WEIGHTS!r}"
             )
-        momentum = None
-        if RUNNING_MEAN in get_box_loss(loss_type).head_inputs:
+        momentum = keys.WIOU_MOMENTUM
+        if momentum != 0:
+            try:
+                _check_momentum("wiou_v3", True, momentum)
+            except ValueError as error:
+                raise ValueError(
+                    f"MODEL.FOCAL_EIOU.WIOU_MOMENTUM = {momentum!r}: {error}"
+                ) from None
+        if RUNNING_MEAN not in get_box_loss(loss_type).head_inputs:
+            momentum = None
+        elif momentum == 0:
             try:
                 momentum = wiou_momentum(cfg.SOLVER.MAX_ITER)
             except (TypeError, ValueError) as error:
@@ -320,10 +347,10 @@ class BoxRegressionLoss:
             params = self.params
         if not self.weighted:
             return self.per_pair(pred, target, **params).sum() / _at_least_one(normalizer)
-        eiou, weight = focal_eiou_terms(pred, target, **self.params)
+        pair_loss, weight = self.terms(pred, target, **params)  # Eq. 10's two factors
         with torch.no_grad():
             weight_sum, count = global_sum_and_count(weight)
-        loss = normalize_by_weights((weight * eiou).sum(), weight_sum)  # Eq. 11
+        loss = normalize_by_weights((weight * pair_loss).sum(), weight_sum)  # Eq. 11
         if self.eq11_form == "sum_of_weights":
             # Times the number of processes, which DDP's gradient averaging divides out again.
             return loss * comm.get_world_size()

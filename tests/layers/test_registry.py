@@ -37,6 +37,19 @@ BOX_NAMES = [
     "nwd",
 ]
 COORDINATE_NAMES = ["smooth_l1", "focal_l1", "balanced_l1"]
+# The IoU losses that take Eq. 10's focal weight as an option (not NWD, not the Wise-IoU versions).
+FOCAL_OPTIONAL = [
+    "iou",
+    "giou",
+    "diou",
+    "ciou",
+    "eiou",
+    "siou",
+    "shape_iou",
+    "alpha_iou",
+    "mpdiou",
+    "inner_iou",
+]
 
 PRED = torch.tensor([[[0.0, 0.0, 2.0, 4.0], [1.0, 1.0, 3.0, 5.0]]], dtype=torch.float64)
 TARGET = torch.tensor([[[0.0, 0.0, 4.0, 4.0], [1.5, 0.5, 3.0, 4.0]]], dtype=torch.float64)
@@ -49,7 +62,10 @@ def test_names_and_kinds():
     assert BOX_LOSSES["focal_eiou"].params == ("gamma", "eps", "detach_weight")
     assert BOX_LOSSES["focal_l1"].params == ("beta",)
     assert BOX_LOSSES["balanced_l1"].params == ("alpha", "gamma", "beta")
-    assert [n for n, spec in BOX_LOSSES.items() if "weighted" in spec.reductions] == ["focal_eiou"]
+    weighted = [n for n, spec in BOX_LOSSES.items() if "weighted" in spec.reductions]
+    assert sorted(weighted) == sorted(["focal_eiou", *FOCAL_OPTIONAL])
+    for name in FOCAL_OPTIONAL:
+        assert BOX_LOSSES[name].params[-2:] == ("gamma", "detach_weight")
 
 
 def test_registry_is_read_only():
@@ -68,13 +84,15 @@ def test_unknown_name_lists_valid_names():
 
 def test_unknown_parameter_is_named():
     with pytest.raises(TypeError, match="gamma"):
-        box_regression_loss("giou", PRED, TARGET, gamma=0.5)
+        box_regression_loss("nwd", PRED, TARGET, gamma=0.5)
     with pytest.raises(TypeError, match="detach_weight"):
         box_regression_loss("focal_eiou_star", PRED, TARGET, detach_weight=False)
 
 
-@pytest.mark.parametrize("name", [name for name in BOX_LOSSES if name != "focal_eiou"])
-def test_weighted_reduction_only_for_focal_eiou(name):
+@pytest.mark.parametrize(
+    "name", [name for name in BOX_LOSSES if name != "focal_eiou" and name not in FOCAL_OPTIONAL]
+)
+def test_weighted_reduction_only_with_the_focal_weight(name):
     with pytest.raises(ValueError, match="weighted"):
         box_regression_loss(name, PRED, TARGET, reduction="weighted", **head_inputs(name))
 
@@ -124,7 +142,11 @@ def test_coordinate_losses_sum_over_last_dim():
 def test_defaults_are_those_of_the_function(name):
     spec = BOX_LOSSES[name]
     signature = inspect.signature(spec.fn).parameters
-    assert dict(spec.defaults) == {key: signature[key].default for key in spec.params}
+    own = [key for key in spec.params if not spec.focal_optional or key in signature]
+    assert dict(spec.defaults) == {
+        **{key: signature[key].default for key in own},
+        **({"gamma": 0.0, "detach_weight": True} if spec.focal_optional else {}),
+    }
     assert signature["reduction"].default == "none"
 
 

@@ -5,7 +5,7 @@ import torch
 from detectron2.modeling.box_regression import Box2BoxTransform
 from detectron2.modeling.meta_arch.fcos import FCOS
 from detectron2.structures import Boxes
-from tiny_models import build_tiny_model
+from tiny_models import build_tiny_model, tiny_cfg
 
 from focal_eiou_d2.layers import box_regression_loss, focal_eiou_loss
 from focal_eiou_d2.modeling import BoxRegressionLoss
@@ -179,3 +179,39 @@ def test_fcos_boxes_are_decoded_in_float32_under_amp():
     torch.testing.assert_close(autocast, reference, rtol=1e-3, atol=0)
     diverged = torch.full((256, 4), 5000.0, dtype=torch.float16)  # x 16 px overflows fp16
     assert torch.isfinite(loss(anchors, diverged, near, 100.0))
+
+
+def test_retinanet_focal_siou_from_the_config_key_is_eq_11(event_storage):
+    from detectron2.modeling import build_model
+
+    cfg = tiny_cfg("retinanet", "siou")
+    cfg.MODEL.FOCAL_EIOU.FOCAL_GAMMA = 0.5
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    model.box_reg_loss_weight = 2.5
+    positive = torch.tensor([True, True, True, False, True])
+    losses = retinanet_losses(model, ANCHORS, DELTAS, TARGETS, positive)
+    boxes = model.box2box_transform.apply_deltas(DELTAS[positive], ANCHORS[positive])
+    expected = box_regression_loss("siou", boxes, TARGETS[positive], "weighted", gamma=0.5)
+    torch.testing.assert_close(losses["loss_box_reg"], 2.5 * expected)
+    assert expected != box_regression_loss("siou", boxes, TARGETS[positive], "mean")
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0])
+def test_rcnn_focal_ciou_from_the_config_key(gamma):
+    from detectron2.modeling import build_model
+
+    cfg = tiny_cfg("faster_rcnn", "ciou")
+    cfg.MODEL.FOCAL_EIOU.FOCAL_GAMMA = gamma
+    predictor = build_model(cfg).roi_heads.box_predictor
+    gt_classes = torch.tensor([0, 2, 1, 3, 0])  # class 3 = background
+    foreground = gt_classes < 3
+    pred = DELTAS.repeat(1, predictor.bbox_pred.out_features // 4)
+    loss = predictor.box_reg_loss(ANCHORS, TARGETS, pred, gt_classes)
+    boxes = predictor.box2box_transform.apply_deltas(DELTAS[foreground], ANCHORS[foreground])
+    if gamma:  # weights rescaled to mean 1 over the 4 foreground regions, normalized by all 5
+        expected = box_regression_loss("ciou", boxes, TARGETS[foreground], "weighted", gamma=gamma)
+        expected = expected * 4 / 5
+    else:  # the plain loss
+        expected = box_regression_loss("ciou", boxes, TARGETS[foreground], "sum") / 5
+    torch.testing.assert_close(loss, expected)

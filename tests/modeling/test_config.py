@@ -67,6 +67,16 @@ def test_config_builds(path):
             "MODEL.FOCAL_EIOU.DETACH_WEIGHT = 1: .*detach_weight must be True or False",
         ),
         ("MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT", -1.0, "BBOX_REG_LOSS_WEIGHT must be finite"),
+        ("MODEL.FOCAL_EIOU.FOCAL_GAMMA", -1.0, "FOCAL_GAMMA = -1.0: .*gamma must be a finite"),
+        ("MODEL.FOCAL_EIOU.SIOU_THETA", 0.5, "SIOU_THETA = 0.5: .*theta must be a finite"),
+        ("MODEL.FOCAL_EIOU.SHAPE_IOU_SCALE", -1.0, "SHAPE_IOU_SCALE = -1.0: .*scale must be"),
+        ("MODEL.FOCAL_EIOU.WIOU_ALPHA", 0.0, "WIOU_ALPHA = 0.0: .*alpha must be a finite"),
+        ("MODEL.FOCAL_EIOU.WIOU_DELTA", -3.0, "WIOU_DELTA = -3.0: .*delta must be a finite"),
+        ("MODEL.FOCAL_EIOU.WIOU_MOMENTUM", 1.5, "WIOU_MOMENTUM = 1.5: .*momentum of wiou_v3"),
+        ("MODEL.FOCAL_EIOU.ALPHA_IOU_ALPHA", 0.0, "ALPHA_IOU_ALPHA = 0.0: .*alpha must be"),
+        ("MODEL.FOCAL_EIOU.INNER_IOU_RATIO", 0.0, "INNER_IOU_RATIO = 0.0: .*ratio must be"),
+        ("MODEL.FOCAL_EIOU.INNER_IOU_BASE", "l1", "INNER_IOU_BASE = 'l1': .*base must be one of"),
+        ("MODEL.FOCAL_EIOU.NWD_CONSTANT", 0.0, "NWD_CONSTANT = 0.0: .*constant must be"),
     ],
 )
 def test_invalid_values_fail_at_build(key, value, message):
@@ -94,3 +104,27 @@ def test_missing_config_keys_are_explained():
     cfg.MODEL.DEVICE = "cpu"
     with pytest.raises(ValueError, match="add_focal_eiou_config"):
         build_model(cfg)
+
+
+@pytest.mark.parametrize(
+    "key, value, param, expected",
+    [
+        ("SIOU_THETA", 2.0, "theta", 2.0),
+        ("FOCAL_GAMMA", 0.5, "gamma", 0.5),
+        ("INNER_IOU_BASE", "siou", "base", "siou"),
+    ],
+)
+def test_zoo_keys_reach_the_loss(key, value, param, expected):
+    loss_type = {"SIOU_THETA": "shape_iou", "FOCAL_GAMMA": "mpdiou"}.get(key, "inner_iou")
+    cfg = tiny_cfg("retinanet", loss_type)
+    cfg.MODEL.FOCAL_EIOU[key] = value
+    assert build_model(cfg).box_loss.params[param] == expected
+
+
+def test_wiou_v3_momentum_key_overrides_the_paper_rule():
+    from focal_eiou_d2.layers import wiou_momentum
+
+    cfg = tiny_cfg("retinanet", "wiou_v3")
+    assert build_model(cfg).box_loss.momentum == wiou_momentum(cfg.SOLVER.MAX_ITER)
+    cfg.MODEL.FOCAL_EIOU.WIOU_MOMENTUM = 0.25
+    assert build_model(cfg).box_loss.momentum == 0.25

@@ -77,6 +77,16 @@ def test_digest_ignores_the_output_folder_only(data_opts, tmp_path):
     assert here.digest() == moved.digest() != other_seed.digest()
 
 
+def test_zoo_keys_enter_the_digest_only_off_their_defaults(data_opts):
+    # At their defaults the keys added for the zoo leave the digest it had before they existed
+    # (tests/tools/test_reproduction_tables.py rebuilds the committed tables on that digest).
+    plain = load_run_config(CONFIG, data_opts)
+    default = load_run_config(CONFIG, data_opts + ["MODEL.FOCAL_EIOU.SIOU_THETA", "4.0"])
+    changed = load_run_config(CONFIG, data_opts + ["MODEL.FOCAL_EIOU.SIOU_THETA", "5.0"])
+    assert plain.digest() == default.digest() != changed.digest()
+    assert "SIOU_THETA" in plain.text()  # the run's own config.yaml keeps every key
+
+
 def test_damaged_final_weights_are_trained_again(tmp_path, data_opts):
     opts = data_opts + ["SOLVER.CHECKPOINT_PERIOD", "1"]
     config = load_run_config(CONFIG, opts, output_dir=str(tmp_path))
