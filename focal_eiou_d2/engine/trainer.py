@@ -9,7 +9,7 @@ from focal_eiou_d2.data.train_loader import build_train_loader
 from .box_loss_stall import BoxLossStallWarning
 from .checkpoint import TrainingCheckpointer
 from .coco_evaluator import build_coco_evaluator
-from .exact_resume import ExactResumeMixin
+from .exact_resume import ExactResumeMixin, periodic_checkpointer
 
 # Detectron2's git main checkpoints the optimizer itself (DefaultTrainer.state_dict/load_state_dict
 # save and load "_trainer"); 0.6 does not, and this trainer adds it there.
@@ -58,7 +58,7 @@ class FocalEIoUTrainer(ExactResumeMixin, DefaultTrainer):
             position = next(
                 index for index, hook in enumerate(hook_list) if isinstance(hook, hooks.EvalHook)
             )
-            checkpointer = hooks.PeriodicCheckpointer(
+            checkpointer = periodic_checkpointer(
                 self.checkpointer, self.cfg.SOLVER.CHECKPOINT_PERIOD
             )
             hook_list.insert(position, checkpointer)
