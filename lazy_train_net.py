@@ -28,9 +28,11 @@ from focal_eiou_d2.engine.lazy_trainer import LazyTrainer, evaluate  # noqa: E40
 from focal_eiou_d2.tools.cli import run_command  # noqa: E402
 from focal_eiou_d2.tools.train_command import (  # noqa: E402
     check_before_launch,
+    dist_timeout,
     evaluation_weights,
     keep_saved_config,
     parse_training_args,
+    rendezvous_errors,
 )
 
 
@@ -89,14 +91,16 @@ def invoke_main(argv=None):
     print("Command Line Args:", args)
     # once, before any process starts: the config, data, weights; claims the output folder
     check_before_launch(args)
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    with rendezvous_errors(args):  # a machine that does not join in time: one line, no traceback
+        launch(
+            main,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+            timeout=dist_timeout(args),  # --dist-timeout: the rendezvous, the collectives
+        )
 
 
 if __name__ == "__main__":

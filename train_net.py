@@ -22,9 +22,10 @@ Examples:
     python train_net.py --eval-only \\
         --config-file configs/COCO-Detection/retinanet_R_50_FPN_1x_focal_eiou.yaml \\
         MODEL.WEIGHTS output/model_final.pth
-    # two machines with 8 GPUs each (run on both, --machine-rank 0 and 1)
+    # two machines with 8 GPUs each (run on both, --machine-rank 0 and 1); a machine that has
+    # not joined within --dist-timeout minutes (default 30) fails the other
     python train_net.py --config-file ... --num-gpus 8 --num-machines 2 --machine-rank 0 \\
-        --dist-url tcp://<host of rank 0>:29500
+        --dist-url tcp://<host of rank 0>:29500 --dist-timeout 10
 
 An output folder belongs to one run and one config: a second process training into it is
 refused, and so is another config, unless ``--force`` (which deletes the run it replaces).
@@ -47,9 +48,11 @@ from focal_eiou_d2.engine import (  # noqa: E402
 from focal_eiou_d2.tools.cli import run_command  # noqa: E402
 from focal_eiou_d2.tools.train_command import (  # noqa: E402
     check_before_launch,
+    dist_timeout,
     evaluation_weights,
     keep_saved_config,
     parse_training_args,
+    rendezvous_errors,
 )
 
 
@@ -113,14 +116,16 @@ def invoke_main(argv=None):
     print("Command Line Args:", args)
     # once, before any process starts: the config, data, weights; claims the output folder
     check_before_launch(args)
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    with rendezvous_errors(args):  # a machine that does not join in time: one line, no traceback
+        launch(
+            main,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+            timeout=dist_timeout(args),  # --dist-timeout: the rendezvous, the collectives
+        )
 
 
 if __name__ == "__main__":

@@ -74,12 +74,33 @@ def spawned_error_line(error):
     """The one line of a user error that a process spawned by ``torch.multiprocessing`` (as
     Detectron2's ``launch`` starts them) raised, or None if it raised another error.
 
-    Such a process sends back only its traceback, as text: the error is its last block's
-    exception line (``module.Type: message``), and its type is looked up among the modules
-    this process has imported.
+    Args:
+        error (torch.multiprocessing.ProcessRaisedException): what ``launch`` raised.
+    """
+    raised = spawned_exception(error)
+    if raised is None:
+        return None
+    error_type, name, message, _ = raised
+    if not (isinstance(error_type, type) and issubclass(error_type, user_errors())):
+        return None
+    if issubclass(error_type, KeyError):  # the traceback shows a KeyError's message quoted
+        with contextlib.suppress(ValueError, SyntaxError):
+            message = str(ast.literal_eval(message))
+    return message or name.rpartition(".")[2]
+
+
+def spawned_exception(error):
+    """The exception that a process spawned by ``torch.multiprocessing`` raised, read from the
+    traceback it sent back as text (its last block's exception line, ``module.Type: message``).
 
     Args:
         error (torch.multiprocessing.ProcessRaisedException): what ``launch`` raised.
+
+    Returns:
+        tuple or None: ``(type, name, message, frames)``: the exception's type as found among the
+        modules this process has imported (None if it is not), its name as the traceback gives
+        it (e.g. ``torch.distributed.DistStoreError``), its message, and the traceback's lines
+        above it (where it was raised); None if the text holds no readable traceback.
     """
     lines = error.msg.rstrip().splitlines()
     starts = [index for index, line in enumerate(lines) if line.startswith("Traceback (")]
@@ -92,13 +113,8 @@ def spawned_error_line(error):
     name, _, message = body[first].partition(": ")
     module, _, type_name = name.rpartition(".")
     error_type = getattr(sys.modules.get(module or "builtins"), type_name, None)
-    if not (isinstance(error_type, type) and issubclass(error_type, user_errors())):
-        return None
     message = "\n".join([message, *body[first + 1 :]]).strip()
-    if issubclass(error_type, KeyError):  # the traceback shows a KeyError's message quoted
-        with contextlib.suppress(ValueError, SyntaxError):
-            message = str(ast.literal_eval(message))
-    return message or type_name
+    return error_type, name, message, body[:first]
 
 
 def add_hidden_alias(parser, old_name, dest, **kwargs):

@@ -1,19 +1,25 @@
 """What ``train_net.py`` and ``lazy_train_net.py`` share: their options, and the checks they make
 once, before any training process starts.
 
-Both commands take Detectron2's options (``default_argument_parser``), ``--coco-dataset`` and
-``--force``. :func:`check_before_launch` then turns every problem it can see without training
-into a user error (one line, see :mod:`focal_eiou_d2.tools.cli`): the config, its datasets, the
-weights, the number of processes, the output folder; to train, it claims the output folder.
+Both commands take Detectron2's options (``default_argument_parser``), ``--coco-dataset``,
+``--force`` and ``--dist-timeout``. :func:`check_before_launch` then turns every problem it can
+see without training into a user error (one line, see :mod:`focal_eiou_d2.tools.cli`): the config,
+its datasets, the weights, the number of processes, the output folder; to train, it claims the
+output folder. Around ``launch``, :func:`rendezvous_errors` turns a machine that does not join
+within ``--dist-timeout`` into one such line too.
 """
 
 import contextlib
+import datetime
+import math
 import os
 
 import torch
+import torch.distributed as dist
 import yaml
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import default_argument_parser
+from detectron2.engine.launch import DEFAULT_TIMEOUT
 from detectron2.utils import comm
 from detectron2.utils.file_io import PathManager
 
@@ -29,22 +35,36 @@ from focal_eiou_d2.engine import (
 from focal_eiou_d2.engine.consensus import main_decides
 from focal_eiou_d2.engine.run_dir import check_output_dir, read_manifest, run_classes
 
+from .cli import CommandError, spawned_exception
+
 # The file in which Detectron2's default_setup saves the config of a run (either kind).
 SAVED_CONFIG = "config.yaml"
 # The training length of each kind of config.
 MAX_ITER_KEYS = {"yaml": "SOLVER.MAX_ITER", "lazy": "train.max_iter"}
 # Detectron2's git main launches several processes on the CPU (gloo); 0.6 asserts CUDA in each.
 LAUNCH_RUNS_ON_CPU = hasattr(comm, "create_local_process_group")
+# Detectron2's launch: how long the processes wait for each other, in minutes (30).
+DEFAULT_DIST_TIMEOUT = DEFAULT_TIMEOUT.total_seconds() / 60
 
 
 def training_argument_parser(epilog=None):
-    """Detectron2's ``default_argument_parser`` with ``--coco-dataset`` and ``--force``."""
+    """Detectron2's ``default_argument_parser`` with ``--coco-dataset``, ``--force`` and
+    ``--dist-timeout``."""
     parser = default_argument_parser(epilog)
     add_coco_dataset_argument(parser)
     parser.add_argument(
         "--force",
         action="store_true",
         help="delete the run in the output folder (another config's, or this one's), train afresh",
+    )
+    parser.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=DEFAULT_DIST_TIMEOUT,
+        metavar="MINUTES",
+        help="how long the processes of a run wait for each other: a machine that has not joined "
+        "the rendezvous by then fails the others, and so does a collective that waits longer "
+        "(the timeout of Detectron2's launch; default: %(default)g)",
     )
     return parser
 
@@ -66,10 +86,91 @@ def parse_training_args(argv=None, parser=None):
     if not args.config_file:
         parser.error("--config-file is required (a YAML config or a LazyConfig .py file)")
     try:
+        dist_timeout(args)
+    except ValueError as error:
+        parser.error(str(error))
+    try:
         args.config_file = resolve_config_file(args.config_file)
     except FileNotFoundError as error:
         parser.error(str(error))
     return args
+
+
+def dist_timeout(args):
+    """The ``timeout`` of Detectron2's ``launch``: ``--dist-timeout`` minutes.
+
+    Raises:
+        ValueError: ``--dist-timeout`` is not a finite number of minutes > 0.
+    """
+    minutes = args.dist_timeout
+    problem = f"--dist-timeout must be a number of minutes > 0, got {minutes:g}"
+    if not (math.isfinite(minutes) and minutes > 0):
+        raise ValueError(problem)
+    try:
+        return datetime.timedelta(minutes=minutes)
+    except OverflowError:
+        raise ValueError(f"{problem} (too long)") from None
+
+
+@contextlib.contextmanager
+def rendezvous_errors(args):
+    """Around Detectron2's ``launch``: a process that failed to join the others (an error of
+    ``torch.distributed`` in ``init_process_group``) is a user error, a :class:`CommandError` whose
+    line says what probably happened; any other error passes unchanged.
+
+    A machine that never starts leaves the others at the rendezvous until ``--dist-timeout``
+    (torch's store then raises, e.g. ``DistStoreError: Timed out after 361 seconds waiting for
+    clients. 1/2 clients joined.``): the line names the timeout and the option.
+    """
+    from torch.multiprocessing import ProcessRaisedException
+
+    try:
+        yield
+    except ProcessRaisedException as error:
+        line = rendezvous_error_line(error, args)
+        if line is None:
+            raise
+        raise CommandError(line) from None
+
+
+def rendezvous_error_line(error, args):
+    """The line of :func:`rendezvous_errors` for ``error``, or None if a spawned process raised
+    anything but an error of ``torch.distributed`` in ``init_process_group``.
+
+    Args:
+        error (torch.multiprocessing.ProcessRaisedException): what ``launch`` raised.
+        args (argparse.Namespace): from :func:`parse_training_args`.
+    """
+    raised = spawned_exception(error)
+    if raised is None:
+        return None
+    error_type, _, message, frames = raised
+    if not (isinstance(error_type, type) and issubclass(error_type, dist.DistError)):
+        return None
+    if not any(frame.strip().endswith("in init_process_group") for frame in frames):
+        return None
+    said = " ".join(message.split())
+    machines, rank = args.num_machines, args.machine_rank
+    here = f"machine {rank} of {machines}" if machines > 1 else "this machine"
+    if not any(word in said.lower() for word in ("timed out", "timeout")):
+        return (
+            f"the processes could not meet at --dist-url {args.dist_url} ({here}; "
+            f"torch.distributed: {said}): give machine 0's address and a port free there"
+        )
+    if machines > 1:
+        missing = "machine"
+        cause = (
+            "probably a machine did not start, or cannot reach machine 0 at that address: run the "
+            f"same command on every machine (--machine-rank 0 to {machines - 1}, the same "
+            "--dist-url, machine 0's address), all within the timeout"
+        )
+    else:
+        missing, cause = "process", "a process of this machine did not start in time"
+    return (
+        f"not every {missing} joined the run at {args.dist_url} within --dist-timeout "
+        f"{args.dist_timeout:g} minutes ({here}; torch.distributed: {said}); {cause}, or allow "
+        "more time with --dist-timeout MINUTES"
+    )
 
 
 def weights_to_evaluate(weights, output_dir, resume):
@@ -140,14 +241,8 @@ def check_before_launch(args):
     """
     check_process_count(args.num_gpus, args.num_machines)
     config = _load_config(args)
-    if config.kind == "yaml" and args.num_gpus * args.num_machines > 1 and not args.eval_only:
-        if not config.device.startswith("cuda"):
-            raise ValueError(
-                f"--num-gpus {args.num_gpus} --num-machines {args.num_machines} with "
-                f"MODEL.DEVICE {config.device}: Detectron2's DefaultTrainer gives DDP a GPU index, "
-                "so a YAML config trains several processes on GPUs only. Train on CPU with "
-                "--num-gpus 1, or use a LazyConfig (docs/cluster.md)."
-            )
+    if not args.eval_only:
+        check_trainer_processes(config, args.num_gpus, args.num_machines)
     names = config.test_datasets if args.eval_only else config.train_datasets + config.test_datasets
     check_datasets_exist(names)
     if args.eval_only:
@@ -191,6 +286,20 @@ def check_process_count(num_gpus, num_machines):
             f"--num-gpus {num_gpus} --num-machines {num_machines} needs CUDA, which is unavailable "
             "here: Detectron2 0.6 runs several processes only on GPUs (its git main runs them on "
             "the CPU too). Train with --num-gpus 1."
+        )
+
+
+def check_trainer_processes(config, num_gpus, num_machines):
+    """Raise ValueError when the trainer of ``config`` cannot train in ``num_gpus`` processes on
+    each of ``num_machines`` machines: Detectron2's DefaultTrainer (a YAML config's) gives DDP a
+    GPU index, so it trains several processes on GPUs only."""
+    several = num_gpus * num_machines > 1
+    if config.kind == "yaml" and several and not config.device.startswith("cuda"):
+        raise ValueError(
+            f"--num-gpus {num_gpus} --num-machines {num_machines} with MODEL.DEVICE "
+            f"{config.device}: Detectron2's DefaultTrainer gives DDP a GPU index, so a YAML "
+            "config trains several processes on GPUs only. Train on CPU with --num-gpus 1, or "
+            "use a LazyConfig (docs/cluster.md)."
         )
 
 

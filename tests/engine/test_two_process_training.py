@@ -1,6 +1,7 @@
-"""Two gloo processes train a LazyConfig FCOS, and a run resumed from one of its checkpoints ends
-with the uninterrupted run's losses, weights, per-process buffers (each process's own
-``loss_normalizer`` and BatchNorm statistics) and COCO metrics; only the main process prunes
+"""Two gloo processes train a LazyConfig FCOS (Focal-EIoU) or RetinaNet (Wise-IoU v3), and a run
+resumed from one of its checkpoints ends with the uninterrupted run's losses, weights, per-process
+buffers (each process's own ``loss_normalizer`` and BatchNorm statistics), Wise-IoU v3's running
+mean of 1 - IoU (one value, all-reduced) and COCO metrics; only the main process prunes
 checkpoints and builds log writers."""
 
 import json
@@ -16,10 +17,21 @@ from tiny_models import LAZY_SMOKE_OPTS
 
 from focal_eiou_d2.data import MINI_SPEC, register_shapes
 from focal_eiou_d2.engine import lazy_trainer, load_run_config
+from focal_eiou_d2.layers import wiou_momentum
+from focal_eiou_d2.lazy_config import use_box_loss
+from focal_eiou_d2.modeling.box_loss import RUNNING_MEAN
 
 pytestmark = pytest.mark.slow  # trains in spawned processes
 
-CONFIG = "configs/lazy/quickstart/fcos_R_18_FPN_shapes_focal_eiou.py"
+# Each model with the box loss it trains with: the FCOS config's own (Focal-EIoU), and for RetinaNet
+# Wise-IoU v3, whose running mean must be restored too (None: the config's loss).
+MODELS = {
+    "fcos_focal_eiou": ("configs/lazy/quickstart/fcos_R_18_FPN_shapes_focal_eiou.py", None),
+    "retinanet_wiou_v3": (
+        "configs/lazy/quickstart/retinanet_R_18_FPN_shapes_focal_eiou.py",
+        "wiou_v3",
+    ),
+}
 NAMES = ("two_process_train", "two_process_val")
 MAX_ITER = 5
 OPTS = LAZY_SMOKE_OPTS + [
@@ -34,11 +46,15 @@ OPTS = LAZY_SMOKE_OPTS + [
 ]
 
 
-def train(rank, init_file, root, folder, resume, result_file):
-    """Train (or resume) the two-process run in ``folder``; save what each process ends with."""
+def train(rank, init_file, root, folder, resume, result_file, model_name):
+    """Train (or resume) the two-process run of ``MODELS[model_name]`` in ``folder``; save what
+    each process ends with."""
     init_gloo(rank, 2, init_file)
     register_shapes(NAMES, MINI_SPEC, root)
-    config = load_run_config(CONFIG, OPTS, output_dir=folder)
+    config_file, box_loss = MODELS[model_name]
+    config = load_run_config(config_file, OPTS, output_dir=folder)
+    if box_loss is not None:  # the paper's momentum rule over this training's length
+        use_box_loss(config.cfg.model, box_loss, momentum=wiou_momentum(MAX_ITER))
     torch.manual_seed(0)
     with mock.patch.object(
         lazy_trainer, "default_writers", wraps=lazy_trainer.default_writers
@@ -65,20 +81,23 @@ def train(rank, init_file, root, folder, resume, result_file):
     finish_gloo()
 
 
-def test_two_processes_resume_exactly_and_only_the_main_one_prunes(tmp_path):
+@pytest.mark.parametrize("model_name", MODELS)
+def test_two_processes_resume_exactly_and_only_the_main_one_prunes(model_name, tmp_path):
     root = str(tmp_path / "data")
     register_shapes(NAMES, MINI_SPEC, root)
     for name in NAMES:
         DatasetCatalog.get(name)  # generated once, before the processes read it
     first, second = tmp_path / "uninterrupted", tmp_path / "resumed"
-    run_processes(train, (str(tmp_path / "init1"), root, str(first), False, str(tmp_path / "a")))
+    arguments = (str(tmp_path / "init1"), root, str(first), False, str(tmp_path / "a"), model_name)
+    run_processes(train, arguments)
     kept = sorted(p.name for p in first.glob("model_*.pth"))
     assert kept == ["model_0000003.pth", "model_final.pth"]  # model_0000001 pruned
     assert len(list(first.glob("events.out.tfevents.*"))) == 1
     second.mkdir()
     shutil.copy(first / "model_0000003.pth", second)  # as if killed after iteration 3
     (second / "last_checkpoint").write_text("model_0000003.pth")
-    run_processes(train, (str(tmp_path / "init2"), root, str(second), True, str(tmp_path / "b")))
+    arguments = (str(tmp_path / "init2"), root, str(second), True, str(tmp_path / "b"), model_name)
+    run_processes(train, arguments)
     uninterrupted = [torch.load(f"{tmp_path}/a.{rank}") for rank in range(2)]
     resumed = [torch.load(f"{tmp_path}/b.{rank}") for rank in range(2)]
     assert [result["writers"] for result in uninterrupted] == [1, 0]
@@ -87,6 +106,12 @@ def test_two_processes_resume_exactly_and_only_the_main_one_prunes(tmp_path):
     assert resumed[0]["losses"][4] == uninterrupted[0]["losses"][4]
     normalizers = [result["state"]["loss_normalizer"] for result in uninterrupted]
     assert normalizers[0] != normalizers[1]  # the processes' buffers do differ
+    if MODELS[model_name][1] == "wiou_v3":
+        # All-reduced, so one value on both processes; moved from its start (1.0) by training,
+        # and the resumed processes continue from the checkpoint's to the same value.
+        means = [result["state"][RUNNING_MEAN].item() for result in uninterrupted]
+        assert means[0] == means[1] != 1.0, means
+        assert [result["state"][RUNNING_MEAN].item() for result in resumed] == means
     assert json.dumps(resumed[0]["results"]) == json.dumps(uninterrupted[0]["results"])  # NaN too
     for rank in range(2):
         for name, value in uninterrupted[rank]["state"].items():
