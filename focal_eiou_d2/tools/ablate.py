@@ -58,7 +58,6 @@ ignore_torch_jit_deprecation()  # raised by Detectron2 0.6's first import under 
 
 from focal_eiou_d2.data import add_coco_dataset_argument  # noqa: E402
 from focal_eiou_d2.engine import OutputDirError, load_run_config  # noqa: E402
-from focal_eiou_d2.engine.fingerprint import fingerprint  # noqa: E402
 from focal_eiou_d2.engine.run_dir import lock_output_dir  # noqa: E402
 from focal_eiou_d2.tools.cli import (  # noqa: E402
     add_opts_arguments,
@@ -74,18 +73,17 @@ from focal_eiou_d2.tools.run_store import (  # noqa: E402
     check_plan,
     check_runs,
     coco_dataset_options,
-    finished_configs,
     load_results,
     parse_row,
     plan,
     pretrained_backbone,
     protocol_digest,
     recorded_backbone,
-    result_record,
     run_config,
-    save_result,
+    runs_fingerprint,
     tabulated_fingerprint,
     train,
+    train_unfinished,
 )
 
 DEFAULT_LOSSES = ("smooth_l1", "giou", "ciou", "eiou", "focal_eiou")
@@ -186,7 +184,9 @@ def ablate(argv):
     recorded_protocol = protocol  # with the backbone's digest, as the result files record it
     if not args.finished_only:  # before the pretraining, which takes a while
         check_one_fingerprint(
-            args.results_dir, fingerprint(protocol, base.device), backbone_known=not args.pretrain
+            args.results_dir,
+            runs_fingerprint(protocol, base.device),
+            backbone_known=not args.pretrain,
         )
     if args.pretrain:
         try:
@@ -199,7 +199,7 @@ def ablate(argv):
                 raise
             backbone_digest = recorded_backbone(args.results_dir, protocol, error)
         recorded_protocol += f"{BACKBONE_TAG}{backbone_digest[:16]}"
-    wanted = fingerprint(recorded_protocol, base.device)
+    wanted = runs_fingerprint(recorded_protocol, base.device)
     if args.finished_only:
         wanted = tabulated_fingerprint(args.results_dir, wanted)
     elif args.pretrain:
@@ -210,22 +210,12 @@ def ablate(argv):
     def digest_of(run):
         return run_config(args.config_file, args.opts, base, run).digest()
 
-    finished = finished_configs(records, {row.loss for row in args.losses}, digest_of)
-    for run in runs:
-        if run.name in records:
-            print(f"[ablate] {run.name}: finished earlier, skipped", flush=True)
-            continue
-        digest = digest_of(run)
-        if digest in finished:
-            source, records[run.name] = finished[digest]
-            print(f"[ablate] {run.name}: the config of {source}, finished earlier", flush=True)
-        elif args.finished_only:
-            print(f"[ablate] {run.name}: not finished, left out", flush=True)
-        else:
-            saved = train(run, args.config_file, opts, base, args.output, coco_options)
-            record = result_record(run, saved, wanted)
-            save_result(args.results_dir, run.name, record)
-            records[run.name], finished[digest] = record, (run.name, record)
+    def train_run(run):
+        print(f"[ablate] {run.name}: training", flush=True)
+        return train(run, args.config_file, opts, base, args.output, coco_options)
+
+    trains = None if args.finished_only else train_run
+    train_unfinished(runs, records, args.results_dir, wanted, digest_of, trains, "ablate")
     other = [name for name in other if name not in records]
     if other:
         print(

@@ -4,12 +4,16 @@
     python -m focal_eiou_d2.tools.quickstart --config-file CONFIG.yaml [KEY VALUE ...]
     python -m focal_eiou_d2.tools.quickstart --config-file CONFIG.py [key=value ...]
     python -m focal_eiou_d2.tools.quickstart --config-file CONFIG --output FOLDER --opts KEY VALUE
+    python -m focal_eiou_d2.tools.quickstart --num-gpus 2 --config-file CONFIG.py [key=value ...]
 
 Generates the dataset if needed, trains the model of ``--config-file``, evaluates it on its test
 dataset with ``COCOEvaluator``, prints the AP table, draws a few test images (ground truth beside
 the detections) and saves everything under the config's output folder. YAML configs and
 LazyConfig ``.py`` files are both accepted (with Detectron2's override syntax of each, trailing as
-``train_net.py`` takes them or after ``--opts``).
+``train_net.py`` takes them or after ``--opts``). ``--num-gpus N`` trains in N processes on this
+machine through Detectron2's ``launch``, as ``train_net.py`` does, with its checks and messages
+(several processes need a GPU each, or Detectron2's git main and a LazyConfig on the CPU); the
+batch stays the config's, split over the processes.
 
 The output folder belongs to this config: an interrupted run resumes exactly where it stopped; a
 finished run is not repeated (its results are printed again, if its final weights are intact);
@@ -17,6 +21,7 @@ another config's run there is never overwritten (``--force`` deletes it first).
 """
 
 import argparse
+import functools
 import hashlib
 import json
 import logging
@@ -28,10 +33,16 @@ ignore_torch_jit_deprecation()  # raised by Detectron2 0.6's first import under 
 
 import cv2  # noqa: E402
 from detectron2.data import DatasetCatalog, MetadataCatalog  # noqa: E402
+from detectron2.engine import launch  # noqa: E402
+from detectron2.utils import comm  # noqa: E402
 from detectron2.utils.env import seed_all_rng  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
 
-from focal_eiou_d2.data import add_coco_dataset_argument, dataset_classes  # noqa: E402
+from focal_eiou_d2.data import (  # noqa: E402
+    add_coco_dataset_argument,
+    dataset_classes,
+    prepare_datasets,
+)
 from focal_eiou_d2.engine import claim_output_dir, load_run_config  # noqa: E402
 from focal_eiou_d2.engine.exact_resume import FINAL_CHECKPOINT  # noqa: E402
 from focal_eiou_d2.evaluation import (  # noqa: E402
@@ -46,6 +57,10 @@ from focal_eiou_d2.tools.cli import (  # noqa: E402
     add_output_argument,
     parsed_opts,
     run_command,
+)
+from focal_eiou_d2.tools.train_command import (  # noqa: E402
+    check_process_count,
+    check_trainer_processes,
 )
 from focal_eiou_d2.visualization.draw import (  # noqa: E402
     draw_detections,
@@ -99,18 +114,42 @@ def cached_results(config):
 
 
 def train_and_evaluate(config, resume):
-    """Train (resuming the output folder's checkpoints if ``resume``) and evaluate.
+    """Train (resuming the output folder's checkpoints if ``resume``) and evaluate, in every
+    process of the run.
 
     Returns:
-        dict: the ``bbox`` metrics of ``COCOEvaluator`` (AP, AP50, ..., AP-<class>) on the first
-        test dataset.
+        dict or None: the ``bbox`` metrics of ``COCOEvaluator`` (AP, AP50, ..., AP-<class>) on the
+        first test dataset; None in the processes other than the main one (the evaluation gathers
+        its results there).
     """
-    for name in (*config.train_datasets, *config.test_datasets):
-        DatasetCatalog.get(name)  # generates the embedded dataset on first use, with progress
     trainer = build_trainer(config)
     trainer.resume_or_load(resume=resume)
     results = trainer.train()
+    if not comm.is_main_process():
+        return None
     return results["bbox"] if "bbox" in results else results[config.test_datasets[0]]["bbox"]
+
+
+def train_and_save(config, resume):
+    """Train and evaluate ``config`` (:func:`train_and_evaluate`, in every process of the run);
+    the main process writes the run's config and its results (``quickstart_results.json``)."""
+    main_process = comm.is_main_process()
+    if main_process:
+        with open(os.path.join(config.output_dir, config.CONFIG_NAME), "w") as f:
+            f.write(config.text())
+    metrics = train_and_evaluate(config, resume)
+    if not main_process:
+        return
+    saved = {
+        "config_digest": config.digest(),
+        "bbox": metrics,
+        "model_final_sha256": file_digest(os.path.join(config.output_dir, FINAL_WEIGHTS)),
+        **evaluation_summary(config),
+    }
+    partial = os.path.join(config.output_dir, RESULTS_FILE + ".partial")
+    with open(partial, "w") as f:
+        json.dump(saved, f, indent=2, sort_keys=True)
+    os.replace(partial, os.path.join(config.output_dir, RESULTS_FILE))
 
 
 def build_trainer(config):
@@ -213,32 +252,26 @@ def run(config, force=False, num_visualizations=4):
     return run_claimed(config, claim(config, force), num_visualizations)
 
 
-def run_claimed(config, same_config, num_visualizations=4):
+def run_claimed(config, same_config, num_visualizations=4, train=None):
     """:func:`run` in an output folder already claimed.
 
     Args:
         config (YamlRunConfig or LazyRunConfig): the config.
         same_config (bool): what :func:`claim` returned.
         num_visualizations (int): test images to draw.
+        train (callable or None): ``train(resume)`` does :func:`train_and_save`'s work for
+            ``config`` (e.g. in several processes); None: :func:`train_and_save` in this process.
 
     Returns:
         dict: what is saved to <output folder>/quickstart_results.json.
     """
     saved = cached_results(config) if same_config else None
     if saved is None:
-        with open(os.path.join(config.output_dir, config.CONFIG_NAME), "w") as f:
-            f.write(config.text())
-        metrics = train_and_evaluate(config, resume=same_config)
-        saved = {
-            "config_digest": config.digest(),
-            "bbox": metrics,
-            "model_final_sha256": file_digest(os.path.join(config.output_dir, FINAL_WEIGHTS)),
-            **evaluation_summary(config),
-        }
-        partial = os.path.join(config.output_dir, RESULTS_FILE + ".partial")
-        with open(partial, "w") as f:
-            json.dump(saved, f, indent=2, sort_keys=True)
-        os.replace(partial, os.path.join(config.output_dir, RESULTS_FILE))
+        # generates the embedded datasets once, before any training process starts
+        prepare_datasets((*config.train_datasets, *config.test_datasets))
+        (train or functools.partial(train_and_save, config))(same_config)
+        with open(os.path.join(config.output_dir, RESULTS_FILE)) as f:
+            saved = json.load(f)
     else:
         logger.info(f"{config.output_dir} holds the finished run of this config; --force retrains")
     print(format_table(f"{config.architecture} ({config.loss_type})", saved["bbox"]))
@@ -250,6 +283,35 @@ def run_claimed(config, same_config, num_visualizations=4):
             f"{os.path.dirname(files[0])}"
         )
     return saved
+
+
+def process_count(text):
+    """An argparse type: a number of training processes, >= 1."""
+    count = int(text)
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return count
+
+
+def add_num_gpus_argument(parser):
+    """Adds ``--num-gpus N``, the training processes on this machine (``train_net.py``'s)."""
+    parser.add_argument(
+        "--num-gpus",
+        type=process_count,
+        default=1,
+        metavar="N",
+        help="train in N processes on this machine, one per GPU (on the CPU: Detectron2's git "
+        "main and a LazyConfig), as train_net.py does; the batch stays the config's, split over "
+        "them (default: %(default)s)",
+    )
+
+
+def check_num_gpus(config, num_gpus):
+    """Raise ValueError, with ``train_net.py``'s messages, when ``config`` cannot train in
+    ``num_gpus`` processes on this machine (see ``check_process_count`` and
+    ``check_trainer_processes`` of ``focal_eiou_d2.tools.train_command``)."""
+    check_process_count(num_gpus, 1)
+    check_trainer_processes(config, num_gpus, 1)
 
 
 def parse_args(argv=None):
@@ -268,6 +330,7 @@ def parse_args(argv=None):
         default=4,
         help="test images to draw (0: none; default: %(default)s)",
     )
+    add_num_gpus_argument(parser)
     add_coco_dataset_argument(parser)
     add_opts_arguments(parser, "SOLVER.MAX_ITER 900", trailing=True)
     args = parser.parse_args(argv)
@@ -277,21 +340,51 @@ def parse_args(argv=None):
     return args
 
 
+def load_config(args):
+    """The config of the command line (its ``--coco-dataset`` datasets registered in this
+    process)."""
+    return load_run_config(
+        args.config_file, args.opts, output_dir=args.output, coco_datasets=args.coco_datasets
+    )
+
+
+def setup_logging(output_dir):
+    """Detectron2's and this package's log: ``<output_dir>/log.txt`` and the console in the main
+    process, ``log.txt.rank<r>`` in the others (the same call in every process of the run)."""
+    for name in ("detectron2", "focal_eiou_d2"):
+        setup_logger(output_dir, distributed_rank=comm.get_rank(), name=name)
+
+
+def train_process(args, resume):
+    """A training process of the command line (each of ``--num-gpus``, started by Detectron2's
+    ``launch``): loads the config of ``args``, registering its datasets in this process, and runs
+    :func:`train_and_save`."""
+    config = load_config(args)
+    setup_logging(config.output_dir)
+    train_and_save(config, resume)
+
+
+def launch_training(args, resume):
+    """Trains and saves the run of ``args`` in ``args.num_gpus`` processes on this machine
+    through Detectron2's ``launch``, as ``train_net.py`` does (one process: this one)."""
+    launch(train_process, args.num_gpus, dist_url="auto", args=(args, resume))
+
+
 def quickstart(argv):
-    """The quickstart without its error boundary: claims the output folder (``--force`` deletes
-    the run there), then opens the run's log in it, then trains, evaluates and draws.
+    """The quickstart without its error boundary: checks the process count, claims the output
+    folder (``--force`` deletes the run there), then opens the run's log in it, then trains (in
+    ``--num-gpus`` processes), evaluates and draws.
 
     Returns:
         dict: what is saved to <output folder>/quickstart_results.json.
     """
     args = parse_args(argv)
-    config = load_run_config(
-        args.config_file, args.opts, output_dir=args.output, coco_datasets=args.coco_datasets
-    )
+    config = load_config(args)
+    check_num_gpus(config, args.num_gpus)
     same_config = claim(config, args.force)  # before the log: --force deletes the old one
-    setup_logger(config.output_dir)
-    setup_logger(config.output_dir, name="focal_eiou_d2")
-    return run_claimed(config, same_config, args.num_visualizations)
+    setup_logging(config.output_dir)
+    train = functools.partial(launch_training, args)
+    return run_claimed(config, same_config, args.num_visualizations, train)
 
 
 def main(argv=None):

@@ -4,7 +4,7 @@ confidence intervals.
     python -m focal_eiou_d2.tools.rank --config-file CONFIG \\
         --coco-dataset mine_train train.json images/ --coco-dataset mine_val val.json images/ \\
         --output output/rank [--losses LOSS ... | zoo] [--seeds N | --budget HOURS] \\
-        [--baseline smooth_l1] [--pretrain CONFIG_OR_PTH] \\
+        [--baseline smooth_l1] [--pretrain CONFIG_OR_PTH] [--num-gpus N] \\
         DATASETS.TRAIN "('mine_train',)" DATASETS.TEST "('mine_val',)"
 
 A front end over the ablation runner's run store (``focal_eiou_d2.tools.run_store``): every
@@ -12,7 +12,9 @@ A front end over the ablation runner's run store (``focal_eiou_d2.tools.run_stor
 paper's box-loss weight, and runs of one seed start from the same weights and see the same
 images (the protocol of docs/reproduction.md). Config overrides (trailing ``KEY VALUE``, or
 ``key=value`` for a LazyConfig, or after ``--opts``) apply to every training: the runs, the
-warm-up and the pretraining.
+warm-up and the pretraining. ``--num-gpus N`` trains each of them in N processes on this machine,
+as ``train_net.py`` does (the quickstart job's ``--num-gpus``); the batch stays the config's, split
+over the processes, and the result files record the process count (in their fingerprint).
 
 First a short timed warm-up (``--warmup-iters`` iterations of the baseline, evaluation included)
 prices a run; the plan (runs, schedule, estimated time) is printed, then a progress line after
@@ -44,7 +46,6 @@ ignore_torch_jit_deprecation()  # raised by Detectron2 0.6's first import under 
 from focal_eiou_d2.data import add_coco_dataset_argument  # noqa: E402
 from focal_eiou_d2.engine import OutputDirError, load_run_config  # noqa: E402
 from focal_eiou_d2.engine.checkpoint import export_weights  # noqa: E402
-from focal_eiou_d2.engine.fingerprint import fingerprint  # noqa: E402
 from focal_eiou_d2.engine.run_dir import lock_output_dir  # noqa: E402
 from focal_eiou_d2.layers import BOX_LOSSES  # noqa: E402
 from focal_eiou_d2.tools.cli import (  # noqa: E402
@@ -53,6 +54,7 @@ from focal_eiou_d2.tools.cli import (  # noqa: E402
     parsed_opts,
     run_command,
 )
+from focal_eiou_d2.tools.quickstart import add_num_gpus_argument, check_num_gpus  # noqa: E402
 from focal_eiou_d2.tools.rank_report import build_report, write_report  # noqa: E402
 from focal_eiou_d2.tools.run_store import (  # noqa: E402
     BACKBONE_PREFIX,
@@ -67,9 +69,10 @@ from focal_eiou_d2.tools.run_store import (  # noqa: E402
     plan,
     pretrained_backbone,
     protocol_digest,
-    quickstart,
-    result_record,
-    save_result,
+    run_config,
+    runs_fingerprint,
+    train,
+    train_unfinished,
 )
 from focal_eiou_d2.tools.run_timing import (  # noqa: E402
     format_duration,
@@ -159,6 +162,7 @@ def parse_args(argv=None):
         default=20,
         help="iterations of the timed warm-up (default: %(default)s)",
     )
+    add_num_gpus_argument(parser)
     add_output_argument(
         parser, "output/rank", "the runs, their results and the report (default: %(default)s)"
     )
@@ -208,12 +212,13 @@ class Pretraining:
     """
 
     def __init__(self, args, coco_options):
-        self.output, self.coco_options = args.output, coco_options
+        self.output, self.coco_options, self.num_gpus = args.output, coco_options, args.num_gpus
         self.source, self.opts, self.iterations = args.pretrain, [], None
         if args.pretrain.endswith(".pth"):
             self.source = backbone_of_weights(args.pretrain, args.output)
         else:
             config = load_run_config(args.pretrain, args.opts, coco_datasets=args.coco_datasets)
+            check_num_gpus(config, args.num_gpus)
             self.opts = [*args.opts, *config.loss_overrides(PRETRAIN_LOSS)]
             self.iterations = schedule(config)[0]
         self.log_file = os.path.join(args.output, "logs", "pretrain.log")
@@ -239,7 +244,13 @@ class Pretraining:
         if self.due:
             print(f"[rank] pretraining the shared backbone (log: {self.log_file})", flush=True)
         self.backbone = pretrained_backbone(
-            self.source, self.output, self.coco_options, True, self.opts, self.log_file
+            self.source,
+            self.output,
+            self.coco_options,
+            True,
+            self.opts,
+            self.log_file,
+            self.num_gpus,
         )
         self.due = False
         return self.backbone
@@ -255,13 +266,13 @@ def price(args, base, pretraining, coco_options):
     logs = os.path.join(args.output, "logs", "warmup.log")
     folder = os.path.join(args.output, "warmup")
     warm_opts = [*args.opts, *Run(Row(args.baseline), (), 0).opts(base, "unused")]
-    timing = warm_up(args.config_file, warm_opts, folder, coco_options, args.warmup_iters, logs)
+    how = (folder, coco_options, args.warmup_iters, logs, args.num_gpus)
+    timing = warm_up(args.config_file, warm_opts, *how)
     pretrain_seconds = 0.0
     if pretraining and pretraining.due:
-        warm = warm_up(
-            args.pretrain, pretraining.opts, folder, coco_options, args.warmup_iters, logs
+        pretrain_seconds = warm_up(args.pretrain, pretraining.opts, *how).estimate(
+            pretraining.iterations
         )
-        pretrain_seconds = warm.estimate(pretraining.iterations)
     return timing.estimate(schedule(base)[0]), pretrain_seconds, timing
 
 
@@ -296,7 +307,6 @@ def describe_plan(args, base, seeds, to_train, backbone, times):
         times (tuple[float, float, Timing]): what :func:`price` returned.
     """
     per_run, fixed, timing = times
-    iterations, batch = schedule(base)
     runs = len(args.losses) * seeds
     losses = ", ".join(
         f"{loss} (baseline)" if loss == args.baseline else loss for loss in args.losses
@@ -305,7 +315,7 @@ def describe_plan(args, base, seeds, to_train, backbone, times):
         f"plan: {len(args.losses)} losses x {seeds} seeds = {runs} runs, {to_train} to train "
         f"({runs - to_train} finished earlier); losses {losses}; seeds 0-{seeds - 1}, paired"
         + (f" (the most that fit --budget {args.budget:g} h)" if args.budget else ""),
-        f"schedule: {base.architecture}, {iterations} iterations of {batch} images per run; "
+        f"schedule: {base.architecture}, {schedule_text(base, args.num_gpus)}; "
         f"trained on {', '.join(base.train_datasets)}, evaluated on "
         f"{', '.join(base.test_datasets)}",
     ]
@@ -321,6 +331,16 @@ def describe_plan(args, base, seeds, to_train, backbone, times):
     return lines
 
 
+def schedule_text(base, num_gpus):
+    """A run's schedule in words, e.g. ``600 iterations of 16 images per run (8 in each of 2
+    processes)``."""
+    iterations, batch = schedule(base)
+    text = f"{iterations} iterations of {batch} images per run"
+    return text + (
+        f" ({batch // num_gpus} in each of {num_gpus} processes)" if num_gpus > 1 else ""
+    )
+
+
 def rank(argv):
     """The ranking without its error boundary: checks everything, times a warm-up, prints the
     plan, trains what is missing and writes the report.
@@ -333,6 +353,7 @@ def rank(argv):
     start = time.monotonic()
     args = parse_args(argv)
     base = load_run_config(args.config_file, args.opts, coco_datasets=args.coco_datasets)
+    check_num_gpus(base, args.num_gpus)
     rows = [Row(loss) for loss in args.losses]
     check_plan(base, rows, [])
     check_runs(args.config_file, args.opts, base, plan(rows, [], [0]))
@@ -340,15 +361,15 @@ def rank(argv):
     lock_output_dir(args.output)
     lock_output_dir(results_dir)
     coco_options = coco_dataset_options(args.coco_datasets)
-    protocol = protocol_digest(args.config_file, args.opts)
-    check_one_fingerprint(
-        results_dir, fingerprint(protocol, base.device), backbone_known=not args.pretrain
+    plain = runs_fingerprint(
+        protocol_digest(args.config_file, args.opts), base.device, args.num_gpus
     )
+    check_one_fingerprint(results_dir, plain, backbone_known=not args.pretrain)
     pretraining = Pretraining(args, coco_options) if args.pretrain else None
 
     def wanted_of(backbone):
         tag = f"{BACKBONE_TAG}{backbone[1][:16]}" if backbone else ""
-        return fingerprint(protocol + tag, base.device)
+        return {**plain, "protocol": plain["protocol"] + tag}
 
     finished = set()
     if not (pretraining and pretraining.due):
@@ -382,7 +403,7 @@ def rank(argv):
         "model": base.architecture,
         "train_datasets": list(base.train_datasets),
         "test_datasets": list(base.test_datasets),
-        "schedule": "{} iterations of {} images per run".format(*schedule(base)),
+        "schedule": schedule_text(base, args.num_gpus),
         "seeds": list(range(seeds)),
         "seeds_text": f"0-{seeds - 1}",
         "backbone": pretraining
@@ -395,8 +416,9 @@ def rank(argv):
 
 
 def train_runs(args, base, runs, records, opts, coco_options, results_dir, wanted):
-    """Trains the runs without a result file, one process each, with a progress line after each,
-    and adds their records to ``records``.
+    """Trains the runs without a result file (the run store's loop), each in its own process(es)
+    with its output in ``<output>/logs``, with a progress line after each, and adds their records
+    to ``records``.
 
     Args:
         args (argparse.Namespace): the parsed command line.
@@ -409,32 +431,30 @@ def train_runs(args, base, runs, records, opts, coco_options, results_dir, wante
         wanted (dict): the fingerprint they record.
     """
     started, durations = time.monotonic(), []
-    for run in runs:
-        if run.name in records:
-            print(f"[rank] {run.name}: finished earlier, skipped", flush=True)
-    for run in runs:
-        if run.name in records:
-            continue
-        run_dir = os.path.join(args.output, "runs", run.name)
+
+    def train_run(run):
         log_file = os.path.join(args.output, "logs", f"{run.name}.log")
         print(f"[rank] {run.name}: training (log: {log_file})", flush=True)
         run_start = time.monotonic()
-        saved = quickstart(
-            args.config_file, [*opts, *run.opts(base, run_dir)], run_dir, coco_options, log_file
+        saved = train(
+            run, args.config_file, opts, base, args.output, coco_options, log_file, args.num_gpus
         )
         durations.append(time.monotonic() - run_start)
-        records[run.name] = result_record(run, saved, wanted)
-        save_result(results_dir, run.name, records[run.name])
-        left = sum(r.name not in records for r in runs)
-        typical = sum(durations) / len(durations)
         print(
             f"[rank] {run.name}: AP {saved['bbox']['AP']:.2f} in "
             f"{format_duration(durations[-1])}",
             flush=True,
         )
-        done = len(runs) - left
-        elapsed = time.monotonic() - started
-        print(f"[rank] {progress_line(done, len(runs), elapsed, left * typical)}", flush=True)
+        left = sum(r.name not in records for r in runs) - 1  # this run's record comes next
+        elapsed, typical = time.monotonic() - started, sum(durations) / len(durations)
+        line = progress_line(len(runs) - left, len(runs), elapsed, left * typical)
+        print(f"[rank] {line}", flush=True)
+        return saved
+
+    def digest_of(run):
+        return run_config(args.config_file, args.opts, base, run).digest()
+
+    train_unfinished(runs, records, results_dir, wanted, digest_of, train_run, "rank")
 
 
 def main(argv=None):

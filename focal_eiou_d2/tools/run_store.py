@@ -1,7 +1,9 @@
 """The runs of an ablation and their results: planning (rows x grid values x seeds), training each
-run through the quickstart job in its own process, the small result file each finished run
-leaves, the fingerprints that keep results of other code, protocols, torch versions, machines or
-backbones apart, and the shared backbone the runs start from.
+run through the quickstart job in its own process (in ``--num-gpus`` processes of its own, with
+several), the loop that trains the runs without a result and skips the finished ones, the small
+result file each finished run leaves, the fingerprints that keep results of other code,
+protocols, torch versions, machines, process counts or backbones apart, and the shared backbone
+the runs start from.
 
 A results folder holds the runs of one fingerprint; a run is named after its row, grid values and
 seed (``eiou__seed0``), and its result file is ``<results folder>/<run name>.json``.
@@ -18,7 +20,7 @@ from itertools import product
 
 from focal_eiou_d2.engine import OutputDirError, load_run_config
 from focal_eiou_d2.engine.checkpoint import export_weights
-from focal_eiou_d2.engine.fingerprint import git_commit
+from focal_eiou_d2.engine.fingerprint import fingerprint, git_commit
 from focal_eiou_d2.evaluation import IOU_THRESHOLDS
 from focal_eiou_d2.layers import BOX_LOSSES
 from focal_eiou_d2.tools.cli import CommandError
@@ -197,12 +199,23 @@ def coco_dataset_options(coco_datasets):
     return options
 
 
-def quickstart(config_file, opts, output_dir, coco_options, log_file=None):
+def runs_fingerprint(protocol, device, num_gpus=1):
+    """The fingerprint (``focal_eiou_d2.engine.fingerprint``) of the runs of ``protocol`` on
+    ``device``, each trained in ``num_gpus`` processes: with several, ``processes`` too (the
+    gradients are averaged over the processes, each with its share of the batch and BatchNorm
+    statistics of its own: other numbers than one process's).
+    """
+    found = fingerprint(protocol, device)
+    return {**found, "processes": num_gpus} if num_gpus > 1 else found
+
+
+def quickstart(config_file, opts, output_dir, coco_options, log_file=None, num_gpus=1):
     """Train and evaluate one config in a fresh process (the quickstart job).
 
     Args:
         log_file (str or None): where the process's output goes (appended); None: to this
             process's output.
+        num_gpus (int): the job's ``--num-gpus``: it trains in that many processes of its own.
 
     Returns:
         dict: its saved results (``quickstart_results.json``).
@@ -212,7 +225,7 @@ def quickstart(config_file, opts, output_dir, coco_options, log_file=None):
     """
     command = [sys.executable, "-m", "focal_eiou_d2.tools.quickstart", *coco_options]
     command += ["--config-file", config_file, "--output", output_dir]
-    command += ["--num-visualizations", "0", *opts]
+    command += ["--num-visualizations", "0", "--num-gpus", str(num_gpus), *opts]
     try:
         if log_file is None:
             subprocess.run(command, check=True)
@@ -230,7 +243,7 @@ def quickstart(config_file, opts, output_dir, coco_options, log_file=None):
         return json.load(f)
 
 
-def train(run, config_file, opts, base, output_dir, coco_options):
+def train(run, config_file, opts, base, output_dir, coco_options, log_file=None, num_gpus=1):
     """Train and evaluate one run in ``<output_dir>/runs/<run name>``.
 
     Args:
@@ -240,16 +253,52 @@ def train(run, config_file, opts, base, output_dir, coco_options):
         base (YamlRunConfig or LazyRunConfig): that config, loaded with ``opts``.
         output_dir (str): the ablation's output folder.
         coco_options (list[str]): see :func:`coco_dataset_options`.
+        log_file, num_gpus: see :func:`quickstart`.
 
     Returns:
         dict: the run's quickstart results.
     """
-    print(f"[ablate] {run.name}: training", flush=True)
     run_dir = os.path.join(output_dir, "runs", run.name)
-    return quickstart(config_file, [*opts, *run.opts(base, run_dir)], run_dir, coco_options)
+    run_opts = [*opts, *run.opts(base, run_dir)]
+    return quickstart(config_file, run_opts, run_dir, coco_options, log_file, num_gpus)
 
 
-def pretrained_backbone(pretrain, output_dir, coco_options, train_it, opts=(), log_file=None):
+def train_unfinished(runs, records, results_dir, wanted, digest_of, train_run, command):
+    """Trains each run without a result, saves its result file and adds its record; says which
+    runs finished earlier. A run whose config is that of a finished run reuses its result
+    (:func:`finished_configs`).
+
+    Args:
+        runs (list[Run]): the planned runs, in order.
+        records (dict[str, dict]): the records of the finished runs (those of the results folder
+            with the fingerprint ``wanted``) by run name; completed here.
+        results_dir (str): the results folder.
+        wanted (dict): the fingerprint of the runs, which their records carry.
+        digest_of (callable): a :class:`Run` -> the hash of its config, seed included.
+        train_run (callable or None): a :class:`Run` -> its quickstart results, once trained;
+            None: train nothing (the unfinished runs are left out).
+        command (str): the command's name, which starts each line printed.
+    """
+    finished = finished_configs(records, {run.row.loss for run in runs}, digest_of)
+    for run in runs:
+        if run.name in records:
+            print(f"[{command}] {run.name}: finished earlier, skipped", flush=True)
+            continue
+        digest = digest_of(run)
+        if digest in finished:
+            source, records[run.name] = finished[digest]
+            print(f"[{command}] {run.name}: the config of {source}, finished earlier", flush=True)
+        elif train_run is None:
+            print(f"[{command}] {run.name}: not finished, left out", flush=True)
+        else:
+            record = result_record(run, train_run(run), wanted)
+            save_result(results_dir, run.name, record)
+            records[run.name], finished[digest] = record, (run.name, record)
+
+
+def pretrained_backbone(
+    pretrain, output_dir, coco_options, train_it, opts=(), log_file=None, num_gpus=1
+):
     """The backbone every run starts from: the ``.pth`` file ``pretrain``, or the pretraining
     config ``pretrain`` trained once, in <output_dir>/pretrain, and exported as
     <output_dir>/pretrain/backbone.pth.
@@ -260,7 +309,7 @@ def pretrained_backbone(pretrain, output_dir, coco_options, train_it, opts=(), l
         coco_options (list[str]): see :func:`coco_dataset_options`.
         train_it (bool): train the pretraining if it has not finished (else raise).
         opts (list[str]): overrides of the pretraining config.
-        log_file (str or None): where the pretraining's output goes (see :func:`quickstart`).
+        log_file, num_gpus: of the pretraining (see :func:`quickstart`).
 
     Returns:
         tuple[str, str]: the backbone file and its sha256 (the runs' fingerprint includes it).
@@ -282,8 +331,8 @@ def pretrained_backbone(pretrain, output_dir, coco_options, train_it, opts=(), l
         if not train_it:
             raise OutputDirError(f"the pretraining in {folder} has not finished")
         print(f"[ablate] {folder}: pretraining the backbone", flush=True)
-    if train_it:
-        quickstart(pretrain, list(opts), folder, coco_options, log_file)  # reused when finished
+    if train_it:  # a finished pretraining is reused by the quickstart job
+        quickstart(pretrain, list(opts), folder, coco_options, log_file, num_gpus)
     backbone = os.path.join(folder, "backbone.pth")
     if not os.path.isfile(backbone):
         export_weights(final, backbone, BACKBONE_PREFIX)

@@ -5,7 +5,7 @@ The warm-up trains the config for a few iterations through the quickstart job, i
 process, and evaluates it as a run does: its wall time is what a run costs besides its
 iterations (process start, data, model, evaluation); the iteration time Detectron2 logs in its
 ``metrics.json`` prices the remaining iterations. A warm-up is kept in
-``<folder>/<config digest>.json``, so a resumed ranking does not time it again.
+``<folder>/<config digest>x<processes>.json``, so a resumed ranking does not time it again.
 """
 
 import json
@@ -65,9 +65,10 @@ def logged_iteration_time(run_dir):
     return times[-1] if times else None
 
 
-def warm_up(config_file, opts, folder, coco_options, iterations, log_file):
+def warm_up(config_file, opts, folder, coco_options, iterations, log_file, num_gpus):
     """Times ``iterations`` iterations (at most the config's own) of ``config_file`` with
-    ``opts``, evaluation included, or reads the timing of an earlier warm-up of that config.
+    ``opts``, evaluation included, in ``num_gpus`` processes, or reads the timing of an earlier
+    warm-up of that config and process count.
 
     Args:
         config_file (str): the config.
@@ -76,6 +77,7 @@ def warm_up(config_file, opts, folder, coco_options, iterations, log_file):
         coco_options (list[str]): ``--coco-dataset`` options of the training process.
         iterations (int): iterations to time.
         log_file (str): where the training process's output goes.
+        num_gpus (int): the quickstart job's ``--num-gpus``.
 
     Returns:
         Timing: the warm-up's timing.
@@ -83,16 +85,16 @@ def warm_up(config_file, opts, folder, coco_options, iterations, log_file):
     config = load_run_config(config_file, opts)
     iterations = min(iterations, schedule(config)[0])
     warm_opts = [*opts, *config.override(SCHEDULE_KEYS[config.kind][0], iterations)]
-    digest = load_run_config(config_file, warm_opts).digest()
-    timing_file = os.path.join(folder, f"{digest}.json")
+    name = f"{load_run_config(config_file, warm_opts).digest()}x{num_gpus}"
+    timing_file = os.path.join(folder, f"{name}.json")
     if os.path.isfile(timing_file):
         with open(timing_file) as f:
             return Timing(**json.load(f))
-    run_dir = os.path.join(folder, digest)
+    run_dir = os.path.join(folder, name)
     shutil.rmtree(run_dir, ignore_errors=True)  # an untimed earlier warm-up would be reused
     print(f"[rank] timing a warm-up: {iterations} iterations (log: {log_file})", flush=True)
     start = time.monotonic()
-    quickstart(config_file, warm_opts, run_dir, coco_options, log_file)
+    quickstart(config_file, warm_opts, run_dir, coco_options, log_file, num_gpus)
     seconds = time.monotonic() - start
     per_iteration = logged_iteration_time(run_dir) or seconds / iterations
     timing = Timing(seconds, iterations, per_iteration)

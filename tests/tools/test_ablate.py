@@ -33,6 +33,7 @@ from focal_eiou_d2.tools.run_store import (
     parse_row,
     plan,
     tabulated_fingerprint,
+    train_unfinished,
 )
 
 CONFIG = "configs/quickstart/retinanet_R_18_FPN_shapes.yaml"
@@ -193,6 +194,36 @@ def test_runs_of_a_finished_config_reuse_its_result():
         True,
         False,
     ]
+
+
+def test_the_loop_of_both_runners_trains_only_the_unfinished_runs(tmp_path, capsys):
+    base = load_run_config(CONFIG)
+
+    def digest_of(run):
+        return load_run_config(CONFIG, run.opts(base, "unused")).digest()
+
+    default = parse_row("focal_eiou[MODEL.FOCAL_EIOU.GAMMA=0.5]")  # focal_eiou's config
+    runs = plan([Row("focal_eiou"), default, Row("eiou")], [], [0])
+    finished = {"row": "focal_eiou", "setting": [], "seed": 0}
+    records, trained = {"focal_eiou__seed0": finished}, []
+
+    def train_run(run):
+        trained.append(run.name)
+        return {"bbox": {"AP": 1.0}, "ap_per_iou": [1.0] * 10}
+
+    train_unfinished(runs, records, str(tmp_path), {"code": "c"}, digest_of, train_run, "runner")
+    assert trained == ["eiou__seed0"] and records[runs[1].name] is finished
+    assert json.loads((tmp_path / "eiou__seed0.json").read_text())["fingerprint"] == {"code": "c"}
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["eiou__seed0.json"]
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [
+        "[runner] focal_eiou__seed0: finished earlier, skipped",
+        f"[runner] {runs[1].name}: the config of focal_eiou__seed0, finished earlier",
+    ]
+    # without a trainer (--finished-only) an unfinished run is left out
+    records = {}
+    train_unfinished(runs[2:], records, str(tmp_path / "none"), {}, digest_of, None, "runner")
+    assert not records and "eiou__seed0: not finished, left out" in capsys.readouterr().out
 
 
 def test_a_key_the_config_lacks_is_an_error_before_any_work(tmp_path):
