@@ -35,8 +35,9 @@ def add_focal_eiou_config(cfg):
     # Treat the IoU^gamma weight as a constant (no gradient through it). With False, the IoU in the
     # power is clamped away from 0 so that non-overlapping pairs keep finite gradients.
     cfg.MODEL.FOCAL_EIOU.DETACH_WEIGHT = hyperparams.FOCAL_EIOU_DETACH_WEIGHT
-    # Eq. 11: divide the weighted Focal-EIoU sum by the sum of the weights IoU^gamma over the batch
-    # (all processes together in distributed training) instead of by the number of positives.
+    # Eq. 11: divide the weighted sum of Focal-EIoU (or of another IoU loss with FOCAL_GAMMA > 0)
+    # by the sum of the weights IoU^gamma over the batch (all processes together in distributed
+    # training) instead of by the number of positives.
     cfg.MODEL.FOCAL_EIOU.NORMALIZE_BY_WEIGHTS = True
     # beta of FocalL1, Eqs. 8-9, in [1/e, 1] (paper: 0.8); used by focal_l1 and focal_eiou_v1.
     cfg.MODEL.FOCAL_EIOU.FOCAL_L1_BETA = hyperparams.FOCAL_L1_BETA
@@ -48,7 +49,8 @@ def add_focal_eiou_config(cfg):
     cfg.MODEL.FOCAL_EIOU.BALANCED_L1_BETA = hyperparams.BALANCED_L1_BETA
     # gamma of the focal weight IoU^gamma (Eq. 10, normalized by Eq. 11 as NORMALIZE_BY_WEIGHTS
     # says) of the other IoU losses: iou, giou, diou, ciou, eiou, siou, shape_iou, alpha_iou,
-    # mpdiou, inner_iou (e.g. siou with 0.5 is Focal-SIoU). 0 turns it off; DETACH_WEIGHT applies.
+    # mpdiou, inner_iou (e.g. siou with 0.5 is Focal-SIoU; focal_eiou's gamma is GAMMA). 0 turns
+    # it off; DETACH_WEIGHT applies.
     cfg.MODEL.FOCAL_EIOU.FOCAL_GAMMA = hyperparams.FOCAL_GAMMA
     # theta of the SIoU shape cost, of siou and shape_iou (SIoU paper: 4, suggests 2 to 6).
     cfg.MODEL.FOCAL_EIOU.SIOU_THETA = hyperparams.SIOU_THETA
@@ -59,7 +61,7 @@ def add_focal_eiou_config(cfg):
     cfg.MODEL.FOCAL_EIOU.WIOU_DELTA = hyperparams.WIOU_DELTA
     # Momentum of Wise-IoU v3's running mean of 1 - IoU, in (0, 1]; 0: the paper's rule over the
     # training, wiou_momentum(SOLVER.MAX_ITER).
-    cfg.MODEL.FOCAL_EIOU.WIOU_MOMENTUM = 0.0
+    cfg.MODEL.FOCAL_EIOU.WIOU_MOMENTUM = hyperparams.WIOU_MOMENTUM_FROM_SCHEDULE
     # alpha of alpha_iou, 1 - IoU^alpha (paper: 3).
     cfg.MODEL.FOCAL_EIOU.ALPHA_IOU_ALPHA = hyperparams.ALPHA_IOU_ALPHA
     # ratio of inner_iou's auxiliary boxes to the real ones, and the loss it extends (one of iou,

@@ -97,6 +97,19 @@ def focal_per_pair(
     return weight * loss
 
 
+def focal_parts(per_pair):
+    """The two forms of an IoU-family loss with the focal weight, from its per-pair function.
+
+    Args:
+        per_pair (Callable): ``per_pair(boxes1, boxes2, **params)``, the loss of each pair.
+
+    Returns:
+        tuple[Callable, Callable]: :func:`focal_terms` and :func:`focal_per_pair` of that loss,
+        each called as ``(boxes1, boxes2, gamma=..., detach_weight=..., **params)``.
+    """
+    return partial(focal_terms, partial(with_iou, per_pair)), partial(focal_per_pair, per_pair)
+
+
 def focal_reduce(loss: torch.Tensor, weight: torch.Tensor, reduction: str) -> torch.Tensor:
     """Reduce a per-pair loss L with its focal weights W.
 

@@ -18,6 +18,10 @@ FOCAL_EIOU_GAMMA = 0.5
 FOCAL_GAMMA = 0.0
 """gamma of the focal weight IoU^gamma (Eq. 10) as an option of the other IoU losses: 0, off."""
 
+WIOU_MOMENTUM_FROM_SCHEDULE = 0.0
+"""The value of the config key of Wise-IoU v3's momentum that asks for the paper's rule over the
+training's length (``wiou_momentum(SOLVER.MAX_ITER)``)."""
+
 FOCAL_EIOU_DETACH_WEIGHT = True
 """Whether Focal-EIoU's weight IoU^gamma is a constant of the graph (no gradient through it)."""
 
@@ -41,11 +45,10 @@ def check_eps(eps: float) -> None:
 
 
 def check_gamma(gamma: float) -> None:
-    """gamma of Focal-EIoU and Focal-EIoU*: a finite number >= 0 (0 gives the EIoU loss)."""
+    """gamma of a focal weight IoU^gamma (Focal-EIoU, the option of the other IoU losses) or of
+    Focal-EIoU*: a finite number >= 0 (0: weights of 1)."""
     if not (_real("gamma", gamma) >= 0 and math.isfinite(gamma)):
-        raise ValueError(
-            f"gamma must be a finite number >= 0 (default {FOCAL_EIOU_GAMMA}), got {gamma!r}"
-        )
+        raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
 
 
 def check_focal_l1_beta(beta: float) -> None:

@@ -27,7 +27,8 @@ def check_reduction(reduction: str, allowed: tuple[str, ...] = REDUCTIONS) -> No
     if reduction not in allowed:
         hint = (
             " ('weighted', Eq. 11, needs the focal weight: focal_eiou_loss, or "
-            "box_regression_loss(name, ..., gamma=...) for another IoU loss)"
+            "box_regression_loss(name, ..., gamma=...) for a loss whose BOX_LOSSES entry has "
+            "focal_optional)"
         )
         raise ValueError(
             f"reduction must be one of {allowed}, got {reduction!r}"

@@ -22,7 +22,7 @@ import torch
 from . import hyperparams
 from .alpha_iou import alpha_iou_loss, alpha_iou_per_pair
 from .balanced_l1 import balanced_l1_elementwise, balanced_l1_loss
-from .focal import FOCAL_REDUCTIONS, focal_per_pair, focal_reduce, focal_terms, with_iou
+from .focal import FOCAL_REDUCTIONS, focal_parts, focal_reduce, focal_terms
 from .focal_eiou import (
     focal_eiou_loss,
     focal_eiou_per_pair,
@@ -64,11 +64,12 @@ class BoxLossParameterError(ValueError):
     Attributes:
         loss (str): the loss's name.
         param (str): the parameter's name (what a config layer maps back to its key).
+        reason (str): what is wrong with the value; the message is ``"<loss>: <reason>"``.
     """
 
-    def __init__(self, loss: str, param: str, message: str):
-        super().__init__(message)
-        self.loss, self.param = loss, param
+    def __init__(self, loss: str, param: str, reason: str):
+        super().__init__(f"{loss}: {reason}")
+        self.loss, self.param, self.reason = loss, param, reason
 
 
 @dataclass(frozen=True)
@@ -79,13 +80,18 @@ class BoxLossSpec:
         fn: the public loss, called as ``fn(pred, target, reduction=..., **params)``; it checks
             its arguments at every call.
         per_pair: the same loss unchecked, ``per_pair(pred, target, **params)``: per pair for
-            box losses (shape (...)), per coordinate for the others (shape (..., 4)).
+            box losses (shape (...)), per coordinate for the others (shape (..., 4)); with the
+            focal weight ``W * L`` for a loss that takes it as an option.
         on_boxes: True if the loss takes XYXY boxes; False if it takes any (..., 4) coordinate
             encoding (deltas, XYWH) elementwise, in which case :func:`box_regression_loss` sums
             it over the last dim.
-        defaults: each hyper-parameter ``fn`` accepts as a keyword, with its default.
+        defaults: each hyper-parameter with its default: those ``fn`` accepts as keywords, and
+            for a loss with the focal option (``focal_optional``) ``gamma`` and
+            ``detach_weight``, which :func:`box_regression_loss`, ``per_pair`` and ``terms``
+            accept and ``fn`` (the paper's loss) does not.
         checks: for each hyper-parameter, the check of its value (raises naming it).
-        reductions: the reductions ``fn`` supports.
+        reductions: the reductions :func:`box_regression_loss` supports for the loss ("weighted",
+            Eq. 11, for a loss with the focal weight).
         head_inputs: the keyword inputs that are not hyper-parameters but come with every call,
             from the detection head (no default, not checked by :func:`check_box_loss`):
             "image_size", each box's image size (height, width) as a tensor [..., 2] (MPDIoU);
@@ -161,12 +167,8 @@ def _spec(
     the focal weight as an option (parameters ``gamma``, default 0, and ``detach_weight``)."""
     terms = None
     if focal:
-        params += (
-            ("gamma", hyperparams.FOCAL_GAMMA, _value(hyperparams.check_gamma)),
-            _DETACH_WEIGHT,
-        )
-        terms = partial(focal_terms, partial(with_iou, per_pair))
-        per_pair = partial(focal_per_pair, per_pair)
+        params += (_FOCAL_GAMMA, _DETACH_WEIGHT)
+        terms, per_pair = focal_parts(per_pair)
         reductions = FOCAL_REDUCTIONS
     return BoxLossSpec(
         fn,
@@ -303,7 +305,7 @@ def check_box_loss(name: str, params: Mapping[str, object]) -> dict:
         try:
             check(param, full)
         except (TypeError, ValueError) as error:
-            raise BoxLossParameterError(name, param, f"{name}: {error}") from None
+            raise BoxLossParameterError(name, param, str(error)) from None
     return full
 
 
@@ -351,12 +353,8 @@ def box_regression_loss(
     if spec.focal_optional:
         inputs = {key: params.pop(key) for key in spec.head_inputs}
         hyper = check_box_loss(name, params)
-        gamma, detach_weight = hyper.pop("gamma"), hyper.pop("detach_weight")
-        checked = partial(spec.fn, reduction="none")  # checks the loss's own arguments
-        loss_and_iou = partial(with_iou, checked)
-        loss, weight = focal_terms(
-            loss_and_iou, pred, target, gamma, detach_weight, **hyper, **inputs
-        )
+        terms, _ = focal_parts(partial(spec.fn, reduction="none"))  # checks the loss's arguments
+        loss, weight = terms(pred, target, **hyper, **inputs)
         return focal_reduce(loss, weight, reduction)
     if spec.on_boxes:
         return spec.fn(pred, target, reduction=reduction, **params)

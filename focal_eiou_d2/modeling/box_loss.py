@@ -44,6 +44,7 @@ from focal_eiou_d2.layers import (
     normalize_by_weights,
     wiou_momentum,
 )
+from focal_eiou_d2.layers.hyperparams import WIOU_MOMENTUM_FROM_SCHEDULE
 from focal_eiou_d2.layers.iou_losses import iou_per_pair
 from focal_eiou_d2.layers.loss_utils import upcast_float
 
@@ -254,7 +255,7 @@ class BoxRegressionLoss:
                 checked = check_box_loss(name, values)
             except BoxLossParameterError as error:
                 key = mapping[error.param]
-                raise ValueError(f"{key} = {values[error.param]!r}: {error}") from None
+                raise ValueError(f"{key} = {values[error.param]!r}: {error.reason}") from None
             if name == loss_type:
                 params = {param: checked[param] for param in mapping}
         if not isinstance(keys.NORMALIZE_BY_WEIGHTS, bool):
@@ -263,16 +264,14 @@ class BoxRegressionLoss:
                 f"{keys.NORMALIZE_BY_WEIGHTS!r}"
             )
         momentum = keys.WIOU_MOMENTUM
-        if momentum != 0:
-            try:
-                _check_momentum("wiou_v3", True, momentum)
-            except ValueError as error:
-                raise ValueError(
-                    f"MODEL.FOCAL_EIOU.WIOU_MOMENTUM = {momentum!r}: {error}"
-                ) from None
+        if isinstance(momentum, bool) or not isinstance(momentum, Real) or not 0 <= momentum <= 1:
+            raise ValueError(
+                f"MODEL.FOCAL_EIOU.WIOU_MOMENTUM = {momentum!r}: must be a number in (0, 1], or "
+                f"{WIOU_MOMENTUM_FROM_SCHEDULE} for the paper's rule over SOLVER.MAX_ITER"
+            )
         if RUNNING_MEAN not in get_box_loss(loss_type).head_inputs:
             momentum = None
-        elif momentum == 0:
+        elif momentum == WIOU_MOMENTUM_FROM_SCHEDULE:
             try:
                 momentum = wiou_momentum(cfg.SOLVER.MAX_ITER)
             except (TypeError, ValueError) as error:

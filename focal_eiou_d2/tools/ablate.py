@@ -73,13 +73,13 @@ from focal_eiou_d2.tools.run_store import (  # noqa: E402
     check_plan,
     check_runs,
     coco_dataset_options,
+    config_digests,
     load_results,
     parse_row,
     plan,
     pretrained_backbone,
     protocol_digest,
     recorded_backbone,
-    run_config,
     runs_fingerprint,
     tabulated_fingerprint,
     train,
@@ -207,15 +207,20 @@ def ablate(argv):
     runs = plan(args.losses, args.settings, args.seeds)
     records, other = load_results(args.results_dir, wanted)
 
-    def digest_of(run):
-        return run_config(args.config_file, args.opts, base, run).digest()
-
     def train_run(run):
         print(f"[ablate] {run.name}: training", flush=True)
         return train(run, args.config_file, opts, base, args.output, coco_options)
 
     trains = None if args.finished_only else train_run
-    train_unfinished(runs, records, args.results_dir, wanted, digest_of, trains, "ablate")
+    train_unfinished(
+        runs,
+        records,
+        args.results_dir,
+        wanted,
+        config_digests(args.config_file, args.opts, base),
+        trains,
+        "ablate",
+    )
     other = [name for name in other if name not in records]
     if other:
         print(

@@ -65,11 +65,11 @@ from focal_eiou_d2.tools.run_store import (  # noqa: E402
     check_plan,
     check_runs,
     coco_dataset_options,
+    config_digests,
     load_results,
     plan,
     pretrained_backbone,
     protocol_digest,
-    run_config,
     runs_fingerprint,
     train,
     train_unfinished,
@@ -451,10 +451,15 @@ def train_runs(args, base, runs, records, opts, coco_options, results_dir, wante
         print(f"[rank] {line}", flush=True)
         return saved
 
-    def digest_of(run):
-        return run_config(args.config_file, args.opts, base, run).digest()
-
-    train_unfinished(runs, records, results_dir, wanted, digest_of, train_run, "rank")
+    train_unfinished(
+        runs,
+        records,
+        results_dir,
+        wanted,
+        config_digests(args.config_file, args.opts, base),
+        train_run,
+        "rank",
+    )
 
 
 def main(argv=None):

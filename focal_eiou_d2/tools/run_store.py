@@ -185,6 +185,12 @@ def run_config(config_file, opts, base, run):
     return load_run_config(config_file, [*opts, *run.opts(base, "unused")])
 
 
+def config_digests(config_file, opts, base):
+    """A :class:`Run` -> the digest of the config it trains with, seed included (see
+    :func:`run_config`): what :func:`train_unfinished` compares."""
+    return lambda run: run_config(config_file, opts, base, run).digest()
+
+
 def protocol_digest(config_file, opts):
     """A hash of the config every run starts from, without the seed and the output folder."""
     base = load_run_config(config_file, opts)
@@ -207,6 +213,13 @@ def runs_fingerprint(protocol, device, num_gpus=1):
     """
     found = fingerprint(protocol, device)
     return {**found, "processes": num_gpus} if num_gpus > 1 else found
+
+
+def process_suffix(num_gpus):
+    """What the folder of a training in ``num_gpus`` processes adds to its name ("" for one,
+    "_x2" for two, ...), so that a training is never resumed with another process count (its
+    numbers would be neither run's)."""
+    return f"_x{num_gpus}" if num_gpus > 1 else ""
 
 
 def quickstart(config_file, opts, output_dir, coco_options, log_file=None, num_gpus=1):
@@ -258,7 +271,7 @@ def train(run, config_file, opts, base, output_dir, coco_options, log_file=None,
     Returns:
         dict: the run's quickstart results.
     """
-    run_dir = os.path.join(output_dir, "runs", run.name)
+    run_dir = os.path.join(output_dir, "runs", run.name + process_suffix(num_gpus))
     run_opts = [*opts, *run.opts(base, run_dir)]
     return quickstart(config_file, run_opts, run_dir, coco_options, log_file, num_gpus)
 
@@ -325,7 +338,7 @@ def pretrained_backbone(
                 "backbone.pth, or the pretraining config to train it)"
             )
         return pretrain, file_digest(pretrain)
-    folder = os.path.join(output_dir, "pretrain")
+    folder = os.path.join(output_dir, "pretrain" + process_suffix(num_gpus))
     final = os.path.join(folder, FINAL_WEIGHTS)
     if not os.path.isfile(os.path.join(folder, RESULTS_FILE)):
         if not train_it:
@@ -390,8 +403,9 @@ def check_one_fingerprint(results_dir, wanted, backbone_known=True):
             backbone_hint = " (or, for the backbone, give the kept file: --pretrain FILE.pth)"
         raise OutputDirError(
             f"{results_dir} holds runs of another fingerprint ({name}: {differs}); "
-            "runs of other code, protocol, torch, hardware or backbone are never tabulated "
-            f"together: train into another --results-dir{backbone_hint}"
+            "runs of other code, protocol, torch, hardware, process count or backbone are never "
+            "tabulated together: train into another results folder (ablate's --results-dir, "
+            f"rank's --output){backbone_hint}"
         )
 
 

@@ -18,11 +18,6 @@ from dataclasses import asdict, dataclass
 from focal_eiou_d2.engine import load_run_config
 from focal_eiou_d2.tools.run_store import quickstart
 
-# The schedule's keys per kind of config: iterations, images per batch.
-SCHEDULE_KEYS = {
-    "yaml": ("SOLVER.MAX_ITER", "SOLVER.IMS_PER_BATCH"),
-    "lazy": ("train.max_iter", "dataloader.train.total_batch_size"),
-}
 # Where Detectron2's trainers log their iteration times.
 METRICS_FILE = "metrics.json"
 
@@ -46,8 +41,7 @@ def schedule(config):
     Returns:
         tuple[int, int]: (iterations, images per batch).
     """
-    iterations_key, batch_key = SCHEDULE_KEYS[config.kind]
-    return int(config.get(iterations_key)), int(config.get(batch_key))
+    return int(config.get(config.MAX_ITER_KEY)), int(config.get(config.BATCH_KEY))
 
 
 def logged_iteration_time(run_dir):
@@ -84,7 +78,7 @@ def warm_up(config_file, opts, folder, coco_options, iterations, log_file, num_g
     """
     config = load_run_config(config_file, opts)
     iterations = min(iterations, schedule(config)[0])
-    warm_opts = [*opts, *config.override(SCHEDULE_KEYS[config.kind][0], iterations)]
+    warm_opts = [*opts, *config.override(config.MAX_ITER_KEY, iterations)]
     name = f"{load_run_config(config_file, warm_opts).digest()}x{num_gpus}"
     timing_file = os.path.join(folder, f"{name}.json")
     if os.path.isfile(timing_file):

@@ -11,7 +11,6 @@ within ``--dist-timeout`` into one such line too.
 
 import contextlib
 import datetime
-import math
 import os
 
 import torch
@@ -39,8 +38,6 @@ from .cli import CommandError, spawned_exception
 
 # The file in which Detectron2's default_setup saves the config of a run (either kind).
 SAVED_CONFIG = "config.yaml"
-# The training length of each kind of config.
-MAX_ITER_KEYS = {"yaml": "SOLVER.MAX_ITER", "lazy": "train.max_iter"}
 # Detectron2's git main launches several processes on the CPU (gloo); 0.6 asserts CUDA in each.
 LAUNCH_RUNS_ON_CPU = hasattr(comm, "create_local_process_group")
 # Detectron2's launch: how long the processes wait for each other, in minutes (30).
@@ -96,20 +93,27 @@ def parse_training_args(argv=None, parser=None):
     return args
 
 
+MAX_DIST_TIMEOUT = 1e9
+"""The longest --dist-timeout, in minutes (about 1900 years; a timedelta holds up to 1.4e9)."""
+
+
 def dist_timeout(args):
     """The ``timeout`` of Detectron2's ``launch``: ``--dist-timeout`` minutes.
 
     Raises:
-        ValueError: ``--dist-timeout`` is not a finite number of minutes > 0.
+        ValueError: ``--dist-timeout`` is not a number of minutes in (0, MAX_DIST_TIMEOUT], or
+            too small to be a timedelta above 0.
     """
     minutes = args.dist_timeout
-    problem = f"--dist-timeout must be a number of minutes > 0, got {minutes:g}"
-    if not (math.isfinite(minutes) and minutes > 0):
-        raise ValueError(problem)
-    try:
-        return datetime.timedelta(minutes=minutes)
-    except OverflowError:
-        raise ValueError(f"{problem} (too long)") from None
+    if not 0 < minutes <= MAX_DIST_TIMEOUT:  # NaN fails both comparisons
+        raise ValueError(
+            f"--dist-timeout must be a number of minutes above 0 and at most {MAX_DIST_TIMEOUT:g}, "
+            f"got {minutes:g}"
+        )
+    timeout = datetime.timedelta(minutes=minutes)
+    if timeout <= datetime.timedelta(0):
+        raise ValueError(f"--dist-timeout {minutes:g} minutes rounds to no time at all")
+    return timeout
 
 
 @contextlib.contextmanager
@@ -292,8 +296,17 @@ def check_process_count(num_gpus, num_machines):
 def check_trainer_processes(config, num_gpus, num_machines):
     """Raise ValueError when the trainer of ``config`` cannot train in ``num_gpus`` processes on
     each of ``num_machines`` machines: Detectron2's DefaultTrainer (a YAML config's) gives DDP a
-    GPU index, so it trains several processes on GPUs only."""
-    several = num_gpus * num_machines > 1
+    GPU index, so it trains several processes on GPUs only; and every process takes an equal
+    share of the batch."""
+    processes = num_gpus * num_machines
+    batch_key = config.BATCH_KEY
+    if int(config.get(batch_key)) % processes:
+        raise ValueError(
+            f"{batch_key} = {config.get(batch_key)} is not divisible by the {processes} training "
+            f"processes of --num-gpus {num_gpus} --num-machines {num_machines}: give a batch "
+            "that is, or another process count"
+        )
+    several = processes > 1
     if config.kind == "yaml" and several and not config.device.startswith("cuda"):
         raise ValueError(
             f"--num-gpus {num_gpus} --num-machines {num_machines} with MODEL.DEVICE "
@@ -368,7 +381,7 @@ def check_model_classes(weights, dataset_names, head_classes=None, model=None):
 
 def check_max_iter(config):
     """Raise ValueError unless the config trains for a positive whole number of iterations."""
-    key = MAX_ITER_KEYS[config.kind]
+    key = config.MAX_ITER_KEY
     value = config.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{key} must be a positive number of iterations, got {value!r}")

@@ -85,7 +85,7 @@ def test_the_default_is_detectron2s_timeout():
     assert args.dist_timeout == 30 and dist_timeout(args) == DEFAULT_TIMEOUT
 
 
-@pytest.mark.parametrize("minutes", ["0", "-1", "nan", "inf", "1e300"])
+@pytest.mark.parametrize("minutes", ["0", "-1", "nan", "inf", "1e300", "1e-12"])
 def test_a_dist_timeout_that_is_no_positive_number_is_refused_before_any_work(
     minutes, capsys, monkeypatch
 ):
@@ -95,7 +95,12 @@ def test_a_dist_timeout_that_is_no_positive_number_is_refused_before_any_work(
     with pytest.raises(SystemExit) as exited:
         parse_training_args(["--dist-timeout", minutes, "--config-file", LAZY_CONFIG])
     assert exited.value.code == 2
-    assert "error: --dist-timeout must be a number of minutes > 0, got " in capsys.readouterr().err
+    error = capsys.readouterr().err
+    if minutes == "1e-12":  # above 0, but no time as a timedelta
+        assert "error: --dist-timeout 1e-12 minutes rounds to no time at all" in error
+    else:
+        wanted = "must be a number of minutes above 0 and at most 1e+09"
+        assert f"error: --dist-timeout {wanted}, got {float(minutes):g}" in error
 
 
 def test_launch_gets_the_dist_timeout(script, monkeypatch):

@@ -77,6 +77,19 @@ def test_counts_that_cannot_train_are_refused_before_any_work(tmp_path, capsys):
     assert not (output / "warmup").exists() and not (output / "pretrain").exists()
 
 
+def test_a_batch_the_processes_cannot_share_is_refused_before_any_work():
+    from focal_eiou_d2.engine import load_run_config
+    from focal_eiou_d2.tools.train_command import check_trainer_processes
+
+    config = load_run_config(LAZY, [*LAZY_SMOKE_OPTS, "dataloader.train.total_batch_size=3"])
+    check_trainer_processes(config, 1, 3)  # 3 machines of one process: one image each
+    with pytest.raises(ValueError, match=r"total_batch_size = 3 is not divisible by the 2 train"):
+        check_trainer_processes(config, 2, 1)
+    yaml = load_run_config(CONFIG, [*SMOKE_OPTS, "SOLVER.IMS_PER_BATCH", "3"])
+    with pytest.raises(ValueError, match=r"SOLVER.IMS_PER_BATCH = 3 is not divisible by the 4"):
+        check_trainer_processes(yaml, 2, 2)
+
+
 @several_cpu_processes
 def test_the_ranking_trains_everything_in_n_processes_and_records_n(tmp_path, capsys, monkeypatch):
     trainings = []
@@ -99,7 +112,7 @@ def test_the_ranking_trains_everything_in_n_processes_and_records_n(tmp_path, ca
     printed = capsys.readouterr().out
     names = [name for name, _ in trainings]
     runs = [f"{loss}__seed{seed}" for seed in (0, 1) for loss in ("smooth_l1", "eiou")]
-    assert names[-5:] == ["pretrain", *runs]
+    assert names[-5:] == ["pretrain_x2", *(f"{run}_x2" for run in runs)]  # never resumed by 1
     assert names[:-5] and all(name.endswith("x2") for name in names[:-5])  # the warm-ups
     assert {count for _, count in trainings} == {2}
     assert "2 iterations of 4 images per run (2 in each of 2 processes)" in printed

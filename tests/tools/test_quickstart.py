@@ -78,13 +78,17 @@ def test_digest_ignores_the_output_folder_only(data_opts, tmp_path):
 
 
 def test_zoo_keys_enter_the_digest_only_off_their_defaults(data_opts):
-    # At their defaults the keys added for the zoo leave the digest it had before they existed
-    # (tests/tools/test_reproduction_tables.py rebuilds the committed tables on that digest).
+    # At their defaults the keys added for the zoo are left out of the digest, as if they did not
+    # exist (tests/tools/test_reproduction_tables.py checks the digest the committed results
+    # record); off their defaults they are in it.
+    from focal_eiou_d2.config import DIGEST_NEUTRAL_KEYS
+
     plain = load_run_config(CONFIG, data_opts)
-    default = load_run_config(CONFIG, data_opts + ["MODEL.FOCAL_EIOU.SIOU_THETA", "4.0"])
-    changed = load_run_config(CONFIG, data_opts + ["MODEL.FOCAL_EIOU.SIOU_THETA", "5.0"])
-    assert plain.digest() == default.digest() != changed.digest()
-    assert "SIOU_THETA" in plain.text()  # the run's own config.yaml keeps every key
+    assert set(DIGEST_NEUTRAL_KEYS) <= set(plain.cfg.MODEL.FOCAL_EIOU)
+    assert all(key in plain.text() for key in DIGEST_NEUTRAL_KEYS)  # config.yaml keeps them
+    for key, value in (("SIOU_THETA", "5.0"), ("FOCAL_GAMMA", "0.5"), ("INNER_IOU_BASE", "siou")):
+        changed = load_run_config(CONFIG, data_opts + [f"MODEL.FOCAL_EIOU.{key}", value])
+        assert changed.digest() != plain.digest(), key
 
 
 def test_damaged_final_weights_are_trained_again(tmp_path, data_opts):
