@@ -70,7 +70,7 @@ def test_trajectory_and_focal_l1_commands(tmp_path):
     [
         (["--param", "focal_eoiu.gamma=2"], "unknown box-regression loss 'focal_eoiu'"),
         (["--param", "focal_eiou.gama=2"], "accepts the parameters"),
-        (["--param", "eiou.gamma=1"], "accepts the parameters"),
+        (["--param", "giou.theta=2"], "accepts the parameters"),
         (["--param", "focal_eiou.gamma=nan"], "focal_eiou.gamma must be a finite number"),
         (["--param", "focal_eiou.gamma=abc"], "--param expects LOSS.NAME=VALUE"),
         (["--lr", "-0.1"], "base_lr (--lr) must be a finite number > 0"),

@@ -96,7 +96,7 @@ def test_effective_params_report_library_defaults_and_overrides():
     assert effective_params("focal_eiou")["gamma"] == 0.5
     assert effective_params("focal_eiou", {"gamma": 1.0})["gamma"] == 1.0
     with pytest.raises(ValueError):
-        effective_params("eiou", {"gamma": 1.0})
+        effective_params("giou", {"theta": 1.0})
 
 
 def test_metrics_follow_the_update_count():

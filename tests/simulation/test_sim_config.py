@@ -91,7 +91,7 @@ def test_cuda_without_a_gpu_is_an_error():
     [
         ({"focal_eoiu": {"gamma": 2.0}}, "unknown box-regression loss 'focal_eoiu'"),
         ({"focal_eiou": {"gamma_": 2.0}}, "accepts the parameters"),
-        ({"eiou": {"gamma": 1.0}}, "accepts the parameters"),
+        ({"giou": {"theta": 1.0}}, "accepts the parameters"),
         ({"focal_eiou": {"gamma": math.nan}}, "focal_eiou.gamma must be a finite number"),
         ({"smooth_l1": {"beta": math.inf}}, "smooth_l1.beta must be a finite number"),
         ({"focal_eiou_v1": {"beta": 0.5}}, "which this run does not include"),
