@@ -81,9 +81,9 @@ _OWN_PARAMETER_KEYS = {
 # The focal weight of the IoU losses that take it as an option (Focal-SIoU, Focal-CIoU, ...).
 _FOCAL_WEIGHT_KEYS = {"gamma": "FOCAL_GAMMA", "detach_weight": "DETACH_WEIGHT"}
 LOSS_PARAMETER_KEYS = {
-    name: {**_OWN_PARAMETER_KEYS.get(name, {}), **(_FOCAL_WEIGHT_KEYS if focal else {})}
-    for name, focal in ((name, spec.focal_optional) for name, spec in BOX_LOSSES.items())
-    if name in _OWN_PARAMETER_KEYS or focal
+    name: _OWN_PARAMETER_KEYS.get(name, {}) | (_FOCAL_WEIGHT_KEYS if spec.focal_optional else {})
+    for name, spec in BOX_LOSSES.items()
+    if name in _OWN_PARAMETER_KEYS or spec.focal_optional
 }
 
 
