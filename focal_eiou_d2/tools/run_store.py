@@ -30,7 +30,7 @@ from focal_eiou_d2.tools.quickstart import FINAL_WEIGHTS, RESULTS_FILE, file_dig
 BACKBONE_PREFIX = "backbone.bottom_up."
 # How a recorded protocol digest names its backbone: ``<protocol>+backbone:<16 hex digits>``.
 BACKBONE_TAG = "+backbone:"
-# Names in the paper's tables.
+# The rows' names in tables and reports: the papers' names of the losses.
 PAPER_NAMES = {
     "smooth_l1": "Smooth L1",
     "iou": "IoU",
@@ -43,6 +43,14 @@ PAPER_NAMES = {
     "focal_eiou_v1": "Focal-EIoU v1",
     "focal_eiou": "Focal-EIoU",
     "focal_eiou_star": "Focal-EIoU*",
+    "siou": "SIoU",
+    "shape_iou": "Shape-IoU",
+    "wiou_v1": "Wise-IoU v1",
+    "wiou_v3": "Wise-IoU v3",
+    "alpha_iou": "Alpha-IoU",
+    "mpdiou": "MPDIoU",
+    "inner_iou": "Inner-IoU",
+    "nwd": "NWD",
 }
 
 

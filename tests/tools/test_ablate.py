@@ -17,7 +17,7 @@ from tiny_models import REPO, SMOKE_OPTS
 from focal_eiou_d2.engine import OutputDirError, load_run_config
 from focal_eiou_d2.engine.run_dir import LOCK
 from focal_eiou_d2.evaluation.statistics import paired_difference, student_t_quantile
-from focal_eiou_d2.layers import get_box_loss
+from focal_eiou_d2.layers import BOX_LOSSES, get_box_loss
 from focal_eiou_d2.tools import ablate
 from focal_eiou_d2.tools.ablate import parse_args
 from focal_eiou_d2.tools.protocol_tables import (
@@ -170,6 +170,13 @@ def test_rows_with_overrides_and_grids_name_their_runs():
         "smooth_l1_MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=0.25___MODEL.FOCAL_EIOU.GAMMA=0.5__seed3",
         "smooth_l1_MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=0.25___MODEL.FOCAL_EIOU.GAMMA=1__seed3",
     ]
+
+
+def test_every_loss_has_its_papers_name_in_the_tables():
+    names = {loss: Row(loss).label for loss in BOX_LOSSES}
+    assert all(label != loss for loss, label in names.items()), names
+    assert len(set(names.values())) == len(names)
+    assert names["wiou_v3"] == "Wise-IoU v3" and names["shape_iou"] == "Shape-IoU"
 
 
 def test_runs_of_a_finished_config_reuse_its_result():
