@@ -31,6 +31,12 @@ retinanet_avx512=(--config-file configs/reproduction/retinanet_R_18_FPN_shapes1.
   --pretrain reproduction/backbones/retinanet_R_18_FPN_shapes1.pth
   --output output/reproduction/retinanet_shapes1_avx512
   --results-dir reproduction/results/retinanet_shapes1_avx512)
+# The box-loss zoo against smooth L1, EIoU and Focal-EIoU, on code 370bc6d230daa7a9 and one
+# AVX-512 machine's fingerprint
+retinanet_zoo=(--config-file configs/reproduction/retinanet_R_18_FPN_shapes1.yaml
+  --pretrain reproduction/backbones/retinanet_R_18_FPN_shapes1.pth
+  --output output/reproduction/retinanet_shapes1_zoo
+  --results-dir reproduction/results/retinanet_shapes1_zoo)
 fcos=(--config-file configs/reproduction/fcos_R_18_FPN_shapes1.py
   --pretrain configs/reproduction/pretrain_retinanet_R_18_FPN_shapes1.yaml
   --output output/reproduction/fcos_shapes1
@@ -112,3 +118,8 @@ sweep retinanet_shapes1_avx512_focal_l1_beta "${retinanet_avx512[@]}" "${seeds[@
 table retinanet_shapes1_avx512_focal_l1_beta_vs_smooth_l1 "${retinanet_avx512[@]}" "${seeds[@]}" \
   --losses smooth_l1 "focal_l1[$beta=0.4]" focal_l1 "focal_l1[$beta=1.0]"
 table fcos_shapes1 "${fcos[@]}" "${seeds[@]}" --losses giou eiou focal_eiou
+# The box-loss zoo against smooth L1, then the same runs against Focal-EIoU
+zoo=(smooth_l1 eiou focal_eiou siou shape_iou wiou_v1 wiou_v3 alpha_iou mpdiou inner_iou nwd)
+table retinanet_shapes1_zoo "${retinanet_zoo[@]}" "${seeds[@]}" --losses "${zoo[@]}"
+table retinanet_shapes1_zoo_vs_focal_eiou "${retinanet_zoo[@]}" "${seeds[@]}" \
+  --baseline focal_eiou --losses "${zoo[@]}"
