@@ -45,6 +45,7 @@ seeds=(--seeds 0 1 2 3 4)
 control="smooth_l1[MODEL.RETINANET.BBOX_REG_LOSS_WEIGHT=0.25]"
 gamma=MODEL.FOCAL_EIOU.GAMMA
 beta=MODEL.FOCAL_EIOU.FOCAL_L1_BETA
+focal=MODEL.FOCAL_EIOU.FOCAL_GAMMA
 
 tabulate() { # folder, then the protocol's command: its tables, into folder (the last
   # --output counts), from the result files, without training
@@ -118,8 +119,14 @@ sweep retinanet_shapes1_avx512_focal_l1_beta "${retinanet_avx512[@]}" "${seeds[@
 table retinanet_shapes1_avx512_focal_l1_beta_vs_smooth_l1 "${retinanet_avx512[@]}" "${seeds[@]}" \
   --losses smooth_l1 "focal_l1[$beta=0.4]" focal_l1 "focal_l1[$beta=1.0]"
 table fcos_shapes1 "${fcos[@]}" "${seeds[@]}" --losses giou eiou focal_eiou
-# The box-loss zoo against smooth L1, then the same runs against Focal-EIoU
-zoo=(smooth_l1 eiou focal_eiou siou shape_iou wiou_v1 wiou_v3 alpha_iou mpdiou inner_iou nwd)
+# The box-loss zoo (with Focal-SIoU and Focal-MPDIoU) against smooth L1, then the same runs
+# against Focal-EIoU, then each focal row against its loss without the weight
+zoo=(smooth_l1 eiou focal_eiou siou shape_iou wiou_v1 wiou_v3 alpha_iou mpdiou inner_iou nwd
+  "siou[$focal=0.5]" "mpdiou[$focal=0.5]")
 table retinanet_shapes1_zoo "${retinanet_zoo[@]}" "${seeds[@]}" --losses "${zoo[@]}"
 table retinanet_shapes1_zoo_vs_focal_eiou "${retinanet_zoo[@]}" "${seeds[@]}" \
   --baseline focal_eiou --losses "${zoo[@]}"
+table retinanet_shapes1_zoo_focal_siou "${retinanet_zoo[@]}" "${seeds[@]}" \
+  --losses siou "siou[$focal=0.5]"
+table retinanet_shapes1_zoo_focal_mpdiou "${retinanet_zoo[@]}" "${seeds[@]}" \
+  --losses mpdiou "mpdiou[$focal=0.5]"
