@@ -23,20 +23,16 @@ retinanet=(--config-file configs/reproduction/retinanet_R_18_FPN_shapes1.yaml
 # tables are rebuilt but no longer extended. A results folder holds one fingerprint (code,
 # protocol, torch, device): retinanet_shapes1_v2 (Fig. 9's gamma) is an earlier machine's and
 # code's, retinanet_shapes1_avx512 (Tables 1 and 2) one AVX-512 machine's.
-retinanet_kept=(--config-file configs/reproduction/retinanet_R_18_FPN_shapes1.yaml
-  --pretrain reproduction/backbones/retinanet_R_18_FPN_shapes1.pth
-  --output output/reproduction/retinanet_shapes1_v2
-  --results-dir reproduction/results/retinanet_shapes1_v2)
-retinanet_avx512=(--config-file configs/reproduction/retinanet_R_18_FPN_shapes1.yaml
-  --pretrain reproduction/backbones/retinanet_R_18_FPN_shapes1.pth
-  --output output/reproduction/retinanet_shapes1_avx512
-  --results-dir reproduction/results/retinanet_shapes1_avx512)
-# The box-loss zoo against smooth L1, EIoU and Focal-EIoU, on code 370bc6d230daa7a9 and one
-# AVX-512 machine's fingerprint
-retinanet_zoo=(--config-file configs/reproduction/retinanet_R_18_FPN_shapes1.yaml
-  --pretrain reproduction/backbones/retinanet_R_18_FPN_shapes1.pth
-  --output output/reproduction/retinanet_shapes1_zoo
-  --results-dir reproduction/results/retinanet_shapes1_zoo)
+kept() { # array name, results folder name: the protocol from the kept backbone into that folder
+  local -n into=$1
+  into=(--config-file configs/reproduction/retinanet_R_18_FPN_shapes1.yaml
+    --pretrain reproduction/backbones/retinanet_R_18_FPN_shapes1.pth
+    --output "output/reproduction/$2" --results-dir "reproduction/results/$2")
+}
+kept retinanet_kept retinanet_shapes1_v2
+kept retinanet_avx512 retinanet_shapes1_avx512
+# The box-loss zoo, on code 370bc6d230daa7a9 and one AVX-512 machine's fingerprint
+kept retinanet_zoo retinanet_shapes1_zoo
 fcos=(--config-file configs/reproduction/fcos_R_18_FPN_shapes1.py
   --pretrain configs/reproduction/pretrain_retinanet_R_18_FPN_shapes1.yaml
   --output output/reproduction/fcos_shapes1
